@@ -1,0 +1,1 @@
+"""Modules, one per file or package, named as in OpenSIPS 1.6."""

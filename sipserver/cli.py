@@ -1,0 +1,202 @@
+"""The `sipserver` command: OpenSIPS 1.6's command line.
+
+Options are read with getopt and the 1.6 option string, so `-dddE` and
+`-l udp:127.0.0.1:5060 -l tcp:...` behave as they did; `-F` (from later
+OpenSIPS) keeps the master in the foreground while still forking workers.
+Unlike 1.6, a command-line option wins over the same setting in the cfg.
+"""
+
+from __future__ import annotations
+
+import getopt
+import sys
+from dataclasses import dataclass, field
+
+from . import SERVER_SIGNATURE, __version__
+
+DEFAULT_CFG = "/etc/sipserver/opensips.cfg"
+OPTIONS = "f:cCm:b:l:n:N:rRvdDETSVhw:t:u:g:P:G:W:o:F"
+
+HELP = f"""Usage: sipserver -l address [-l address ...] [options]
+Options:
+    -f file      Configuration file (default {DEFAULT_CFG})
+    -c           Check configuration file for errors
+    -C           Like -c, and also check the route types of functions
+                 along the route() call graph
+    -l address   Listen on the specified address ([proto:]addr[:port],
+                 proto=udp|tcp); several -l mean several addresses
+    -n processes Number of child processes to fork per interface (default 8)
+    -r           Use DNS to decide whether received= is needed in a Via
+    -R           Same as -r but with reverse DNS
+    -v           Turn on Via host checking when forwarding replies
+    -d           Debugging mode (each -d raises the level)
+    -D           Do not fork into daemon mode (1.6: no worker processes)
+    -F           Daemon-less: fork the workers, keep the master in the
+                 foreground (what systemd, tests and `make run` use)
+    -E           Log to stderr
+    -T           Disable TCP
+    -N processes Number of TCP worker processes (default: as -n)
+    -W method    Poll method (accepted for compatibility)
+    -V           Version number
+    -h           This help message
+    -b nr        Maximum receive buffer size
+    -m nr        Size of shared memory in megabytes
+    -w dir       Change the working directory to dir (default /)
+    -t dir       Chroot to dir
+    -u uid       Change uid
+    -g gid       Change gid
+    -P file      Create a pid file
+    -G file      Create a pgid file
+Command-line options override the same settings in the configuration file.
+"""
+
+
+@dataclass
+class Options:
+    """What the command line asked for; None means 'not given'."""
+
+    cfg_file: str = DEFAULT_CFG
+    check_only: bool = False
+    check_route_types: bool = False
+    listen: list[str] = field(default_factory=list)
+    children: int | None = None
+    tcp_children: int | None = None
+    dns: bool | None = None
+    rev_dns: bool | None = None
+    check_via: bool | None = None
+    debug_level: int | None = None
+    no_daemon: bool = False
+    foreground: bool = False
+    log_stderr: bool | None = None
+    disable_tcp: bool | None = None
+    poll_method: str | None = None
+    maxbuffer: int | None = None
+    shm_mb: int | None = None
+    workdir: str | None = None
+    chroot: str | None = None
+    user: str | None = None
+    group: str | None = None
+    pid_file: str | None = None
+    pgid_file: str | None = None
+
+
+class UsageError(Exception):
+    pass
+
+
+def _int(opt: str, value: str) -> int:
+    try:
+        n = int(value, 0)
+    except ValueError:
+        raise UsageError(f"bad number {value!r} for -{opt}")
+    if n < 0:
+        raise UsageError(f"-{opt} must not be negative")
+    return n
+
+
+def parse_args(argv: list[str]) -> Options | str:
+    """Options, or the text to print and exit with (-h, -V)."""
+    try:
+        pairs, rest = getopt.getopt(argv, OPTIONS)
+    except getopt.GetoptError as e:
+        raise UsageError(str(e))
+    if rest:
+        raise UsageError(f"unexpected argument {rest[0]!r}")
+    o = Options()
+    for flag, value in pairs:
+        c = flag[1]
+        if c == "f":
+            o.cfg_file = value
+        elif c == "c":
+            o.check_only = True
+        elif c == "C":
+            o.check_only = o.check_route_types = True
+        elif c == "m":
+            o.shm_mb = _int(c, value)
+            if o.shm_mb == 0:
+                raise UsageError("-m must be at least 1 (MB)")
+        elif c == "b":
+            o.maxbuffer = _int(c, value)
+        elif c == "l":
+            o.listen.append(value)
+        elif c == "n":
+            o.children = _int(c, value)
+        elif c == "N":
+            o.tcp_children = _int(c, value)
+        elif c == "r":
+            o.dns = True
+        elif c == "R":
+            o.rev_dns = True
+        elif c == "v":
+            o.check_via = True
+        elif c == "d":
+            o.debug_level = (o.debug_level or 0) + 1
+        elif c == "D":
+            o.no_daemon = True
+        elif c == "F":
+            o.foreground = True
+        elif c == "E":
+            o.log_stderr = True
+        elif c == "T":
+            o.disable_tcp = True
+        elif c == "S":
+            pass  # SCTP is not supported; 1.6 accepted -S only when built with it
+        elif c == "W":
+            o.poll_method = value
+        elif c == "V":
+            return f"version: {SERVER_SIGNATURE}\nsipserver {__version__}\n"
+        elif c == "h":
+            return HELP
+        elif c == "w":
+            o.workdir = value
+        elif c == "t":
+            o.chroot = value
+        elif c == "u":
+            o.user = value
+        elif c == "g":
+            o.group = value
+        elif c == "P":
+            o.pid_file = value
+        elif c == "G":
+            o.pgid_file = value
+        elif c == "o":
+            raise UsageError("-o is not supported (1.6 kept it for debugging builds)")
+    return o
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        result = parse_args(argv)
+    except UsageError as e:
+        print(f"sipserver: {e}\nTry 'sipserver -h' for help.", file=sys.stderr)
+        return 2
+    if isinstance(result, str):
+        sys.stdout.write(result)
+        return 0
+    return run(result)
+
+
+def run(opts: Options) -> int:
+    """Check the configuration, or start the server."""
+    try:
+        from .lang.check import check_file
+    except ImportError:
+        check_file = None
+    if check_file is None:
+        print("sipserver: the routing-script compiler is not built yet", file=sys.stderr)
+        return 2
+    errors = check_file(opts.cfg_file, check_route_types=opts.check_route_types)
+    for line in errors:
+        print(line, file=sys.stderr)
+    if errors:
+        return 1
+    if opts.check_only:
+        print(f"{opts.cfg_file}: config file ok, exiting...", file=sys.stderr)
+        return 0
+    print("sipserver: the server processes are not built yet (issue #4)", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""Lumps: the pending changes to a received message, applied once on build.
+
+As in OpenSIPS, script functions never rewrite the message in place: each
+change is recorded as an insert/delete/replace at an offset of the original
+text, and `apply()` splices them in one pass. Parts nobody touched are
+copied byte for byte, and later lookups in the message still see the
+original (so `is_present_hf` does not see a header `append_hf` added, as in
+1.6).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .errors import ParseError
+
+if TYPE_CHECKING:
+    from .message import Header, SipMsg
+
+
+class Lumps:
+    """Changes recorded against one SipMsg."""
+
+    __slots__ = ("_ops", "_seq", "msg", "new_body", "new_ruri")
+
+    def __init__(self, msg: SipMsg) -> None:
+        self.msg = msg
+        # (start, end, seq, text): replace text[start:end] by `text`;
+        # start == end is an insert. `seq` keeps inserts at one offset in order.
+        self._ops: list[tuple[int, int, int, str]] = []
+        self._seq = 0
+        self.new_ruri: str | None = None
+        self.new_body: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self._ops) or self.new_ruri is not None or self.new_body is not None
+
+    def __len__(self) -> int:
+        return len(self._ops)
+
+    # ------------------------------------------------------------ primitives
+
+    def replace(self, start: int, end: int, text: str) -> None:
+        """Replace the original text[start:end] by `text`."""
+        if not 0 <= start <= end <= len(self.msg.text):
+            raise ParseError(f"lump out of range: {start}..{end}")
+        self._ops.append((start, end, self._seq, text))
+        self._seq += 1
+
+    def insert(self, offset: int, text: str) -> None:
+        self.replace(offset, offset, text)
+
+    def delete(self, start: int, end: int) -> None:
+        self.replace(start, end, "")
+
+    # ------------------------------------------------------------ headers
+
+    def _line(self, text: str) -> str:
+        eol = self.msg.eol
+        return text if text.endswith("\n") else text + eol
+
+    def add_header(self, text: str) -> None:
+        """Append a header line after the last header (`append_hf`)."""
+        self.insert(self.msg.headers_end, self._line(text))
+
+    def insert_header_first(self, text: str) -> None:
+        """Insert a header line before the first header (`insert_hf`)."""
+        self.insert(self.msg.first_line_end, self._line(text))
+
+    def insert_header_before(self, hdr: Header, text: str) -> None:
+        self.insert(hdr.start, self._line(text))
+
+    def insert_header_after(self, hdr: Header, text: str) -> None:
+        self.insert(hdr.end, self._line(text))
+
+    def remove_header(self, hdr: Header) -> None:
+        """Delete a whole header field, folded lines and line end included."""
+        self.delete(hdr.start, hdr.end)
+
+    def replace_header_value(self, hdr: Header, value: str) -> None:
+        self.replace(hdr.value_start, hdr.value_end, value)
+
+    # ------------------------------------------------------------ first line, body
+
+    def set_ruri(self, uri: str) -> None:
+        """The Request-URI the built message carries (last call wins)."""
+        if not self.msg.is_request:
+            raise ParseError("a reply has no Request-URI")
+        self.new_ruri = uri
+
+    def set_body(self, body: str, content_type: str | None = None) -> None:
+        """Replace the whole body; Content-Length follows on build.
+
+        Changes recorded inside the old body are dropped with it.
+        """
+        self.new_body = body
+        if content_type is not None:
+            ct = self.msg.header("content-type")
+            if ct is not None:
+                self.replace_header_value(ct, content_type)
+            else:
+                self.add_header(f"Content-Type: {content_type}")
+
+    # ------------------------------------------------------------ build
+
+    def apply(self, ensure_content_length: bool = False) -> bytes:
+        """The message with every change applied, Content-Length fixed."""
+        msg = self.msg
+        text = msg.text
+        body_start, body_end = msg.body_start, msg.body_end
+        ops = list(self._ops)
+        if self.new_ruri is not None:
+            ops.append((msg.ruri_start, msg.ruri_end, -1, self.new_ruri))
+        if self.new_body is not None:
+            ops = [op for op in ops if op[1] <= body_start or op[0] > body_end]
+            ops.append((body_start, body_end, self._seq, self.new_body))
+        # Body length after the changes: fix Content-Length when it moved.
+        body_delta = 0
+        for start, end, _, new in ops:
+            if start >= body_start:
+                body_delta += len(to_wire(new)) - (end - start)
+        new_len = body_end - body_start + body_delta
+        cl = msg.header("content-length")
+        if cl is not None:
+            if body_delta:
+                ops.append((cl.value_start, cl.value_end, self._seq + 1, str(new_len)))
+        elif body_delta or ensure_content_length:
+            line = f"Content-Length: {new_len}{msg.eol}"
+            ops.append((msg.headers_end, msg.headers_end, self._seq + 2, line))
+        ops.sort(key=lambda op: (op[0], op[2]))
+        out: list[bytes] = []
+        cursor = 0
+        for start, end, _, new in ops:
+            if start < cursor:
+                # Overlaps an earlier deletion: keep only what is left of it.
+                if end <= cursor:
+                    continue
+                start = cursor
+            out.append(text[cursor:start].encode("latin-1"))
+            out.append(to_wire(new))
+            cursor = end
+        out.append(text[cursor:body_end].encode("latin-1"))
+        return b"".join(out)
+
+
+def to_wire(text: str) -> bytes:
+    """Bytes for text that is to go on the wire.
+
+    Text from a message is latin-1 (one char per byte); text made up by a
+    script or a module may hold characters above 255, which only UTF-8 can
+    carry.
+    """
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8")

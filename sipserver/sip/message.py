@@ -16,10 +16,12 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from .digest import Challenge, Credentials, parse_challenge, parse_credentials
 from .errors import ParseError
 from .headers import (
     COMPACT_FORMS,
     CSeq,
+    Event,
     MediaType,
     NameAddr,
     Via,
@@ -237,8 +239,26 @@ class SipMsg:
         return self._parsed_all("record-route", lambda v: parse_name_addr_list(v, "Record-Route"))
 
     @property
-    def event(self):
+    def event(self) -> Event | None:
         return self._parsed("event", parse_event)
+
+    @property
+    def refer_to(self) -> NameAddr | None:
+        return self._parsed("refer-to", lambda v: parse_name_addr(v, "Refer-To"))
+
+    def credentials(self, name: str = "authorization") -> list[Credentials]:
+        """Parsed Authorization (or Proxy-Authorization) headers, in order."""
+        return [self._parsed_header(h, parse_credentials) for h in self.headers_named(name)]
+
+    def challenges(self, name: str = "www-authenticate") -> list[Challenge]:
+        """Parsed WWW-Authenticate (or Proxy-Authenticate) headers, in order."""
+        return [self._parsed_header(h, parse_challenge) for h in self.headers_named(name)]
+
+    @staticmethod
+    def _parsed_header(h: Header, parser):
+        if h.parsed is None:
+            h.parsed = parser(h.value)
+        return h.parsed
 
     def token_list(self, name: str) -> list[str]:
         """Supported, Require, Proxy-Require, Allow, Unsupported ... merged."""

@@ -466,7 +466,7 @@ def parse_uri(text: str) -> Uri:
         raise ParseError("invalid IPv6 address")
     if port_s is None:
         port = None
-    elif len(port_s) > 5 or (port := int(port_s)) > 65536:
+    elif len(port_s) > 5 or (port := int(port_s)) > 65535:
         port = _port(port_s)
     if not params_s:
         params: tuple[Param, ...] = ()

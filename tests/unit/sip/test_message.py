@@ -227,3 +227,29 @@ def test_cancel_and_ack() -> None:
     assert ack.method == "ACK" and ack.to.tag == "xyz" and ack.cseq.method == "ACK"
     assert ack.max_forwards == 70 and ack.content_length == 0
     assert ack.via1.branch == "z9hG4bK776asdhds"
+
+
+def test_auth_refer_event_and_token_lists() -> None:
+    data = INVITE.replace(
+        b"Route: <sip:p2.example.com;lr>\r\n",
+        b'Proxy-Authorization: Digest username="alice", realm="atlanta.example.com",\r\n'
+        b' nonce="abc", uri="sip:bob@biloxi.example.com", response="0123456789abcdef0123456789abcdef"\r\n'
+        b'WWW-Authenticate: Digest realm="r", nonce="n", qop="auth"\r\n'
+        b"r: <sip:carol@example.com>\r\n"
+        b"o: presence;id=7\r\n"
+        b"k: replaces, timer\r\nSupported: 100rel\r\n",
+    )
+    m = parse_message(data)
+    (cred,) = m.credentials("proxy-authorization")
+    assert cred.username == "alice" and cred.nonce == "abc"
+    (ch,) = m.challenges()
+    assert ch.realm == "r" and ch.qop == ["auth"]
+    assert m.refer_to.uri.user == "carol"
+    assert m.event.name == "presence" and m.event.param("id").value == "7"
+    assert m.token_list("supported") == ["replaces", "timer", "100rel"]
+    assert m.credentials() == []
+
+
+def test_contact_star() -> None:
+    m = parse_message(INVITE.replace(b"Contact: <sip:alice@pc33.atlanta.example.com>, \"Other, Alice\" <sip:a2@h>;q=0.5", b"Contact: *"))
+    assert m.contact_star and m.contacts == []

@@ -224,6 +224,8 @@ PARSE_BAD: list[str] = [
     "sip:[2001:db8::g]",
     "sip:[1:2:3:4:5:6:7:8:9]",
     "sip:[1:2:3:4:5:6:7]",
+    "sip:[1:2:3:4::5:6:7:8]",  # '::' stands for at least one group
+    "sip:[1:2:3:4:5::6:1.2.3.4]",
     "sip:[1::2::3]",
     "sip:[1:::2]",  # 3 colons are tolerated only before an embedded IPv4
     "sip:[::1%eth0]",
@@ -720,6 +722,7 @@ NOT_EQUAL = [
     ("sip:h;transport=tcp", "sip:h;transport=udp"),
     ("sip:u%3Bx@h", "sip:u;x@h"),  # an escaped reserved char is not the char
     ("sip:u%2541@h", "sip:u%41@h"),
+    ("sip:u%253B@h", "sip:u%3B@h"),  # an escaped '%' must not make a new escape
     ("sip:h?Subject=a", "sip:h?Subject=b"),
     ("sip:h?a=1&b=2", "sip:h?a=1"),
     ("sip:h?a=1", "sip:h?a=1&a=1"),

@@ -224,22 +224,27 @@ def remove_top_via(msg: SipMsg) -> None:
 def _local_request(
     sent: SipMsg,
     method: str,
-    to_line: str,
-    from_line: str,
+    dialog_src: SipMsg,
     extra_headers: str,
     user_agent: str | None,
 ) -> bytes:
+    """1.6's build_local: request line, our Via, From, Call-ID, To, CSeq,
+    Max-Forwards, Route set, extras, User-Agent, Content-Length: 0. From and
+    To are copied from `dialog_src` (the request itself, or the reply)."""
     text = sent.text
     via_h = sent.index["via"][0]
     top_via = via_h.parsed[0]
     via_line = text[via_h.start : via_h.value_start] + via_h.value[: top_via.end].rstrip(" \t,")
     callid = sent.index["call-id"][0]
+    dtext = dialog_src.text
+    to_h = dialog_src.index["to"][0]
+    from_h = dialog_src.index["from"][0]
     out = [
         f"{method} {sent.ruri_text} SIP/2.0{CRLF}",
         via_line + CRLF,
-        from_line,
+        dtext[from_h.start : from_h.end],
         text[callid.start : callid.end],
-        to_line,
+        dtext[to_h.start : to_h.end],
         f"CSeq: {sent.cseq.number} {method}{CRLF}",
         f"Max-Forwards: 70{CRLF}",
     ]
@@ -256,13 +261,7 @@ def build_cancel(sent: SipMsg, extra_headers: str = "", user_agent: str | None =
     (so the same branch), From, To, Call-ID, Route set and CSeq number."""
     if not sent.is_request:
         raise ParseError("CANCEL needs a request")
-    text = sent.text
-    to_h = sent.index["to"][0]
-    from_h = sent.index["from"][0]
-    return _local_request(
-        sent, "CANCEL", text[to_h.start : to_h.end], text[from_h.start : from_h.end],
-        extra_headers, user_agent,
-    )
+    return _local_request(sent, "CANCEL", sent, extra_headers, user_agent)
 
 
 def build_ack(
@@ -275,10 +274,4 @@ def build_ack(
     """
     if not sent.is_request or reply.is_request:
         raise ParseError("ACK needs the request sent and its reply")
-    rtext = reply.text
-    to_h = reply.index["to"][0]
-    from_h = reply.index["from"][0]
-    return _local_request(
-        sent, "ACK", rtext[to_h.start : to_h.end], rtext[from_h.start : from_h.end],
-        extra_headers, user_agent,
-    )
+    return _local_request(sent, "ACK", reply, extra_headers, user_agent)

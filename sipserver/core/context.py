@@ -1,0 +1,206 @@
+"""The per-message run-time context: what a route run sees and changes.
+
+One `MsgContext` is made for each message a process handles (and for each
+route tm runs on a transaction's behalf). It carries what OpenSIPS keeps in
+`struct sip_msg` beside the parsed bytes: the rewritten R-URI, the
+destination URI, flags, branches, AVPs, the last return code. The compiled
+routes are plain callables taking a MsgContext.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .exports import REQUEST_ROUTE
+
+if TYPE_CHECKING:
+    from ..sip.message import SipMsg
+
+MAX_BRANCHES = 12  # 1.6: the R-URI branch plus 11 appended ones
+MAX_FLAG = 31
+
+# How a route run ended (MsgContext.stop).
+RUN_GO_ON = 0
+RUN_EXIT = 1
+RUN_DROP = 2
+
+
+class ScriptExit(Exception):
+    """Raised to stop the whole top-level run (exit, drop, a 0 code)."""
+
+
+class RouteReturn(Exception):
+    """Raised by `return(n)` to leave the current route with code n."""
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+AvpName = int | str
+Value = int | str | None
+
+
+class AvpStore:
+    """AVPs of one message/transaction: per name a stack, newest first.
+
+    `$avp(s:x)` is index 0 (the newest), `[-1]` the oldest, as in 1.6.
+    """
+
+    __slots__ = ("_d",)
+
+    def __init__(self) -> None:
+        self._d: dict[AvpName, list[int | str]] = {}
+
+    def add(self, name: AvpName, value: int | str) -> None:
+        self._d.setdefault(name, []).insert(0, value)
+
+    def get(self, name: AvpName, index: int = 0) -> Value:
+        values = self._d.get(name)
+        if not values:
+            return None
+        try:
+            return values[index]
+        except IndexError:
+            return None
+
+    def get_all(self, name: AvpName) -> list[int | str]:
+        return list(self._d.get(name, ()))
+
+    def replace(self, name: AvpName, index: int, value: int | str) -> bool:
+        values = self._d.get(name)
+        if not values or not -len(values) <= index < len(values):
+            return False
+        values[index] = value
+        return True
+
+    def delete(self, name: AvpName, index: int | None = 0) -> None:
+        """Delete one value (by index) or, with index None, every value."""
+        values = self._d.get(name)
+        if not values:
+            return
+        if index is None:
+            del self._d[name]
+            return
+        if -len(values) <= index < len(values):
+            del values[index]
+        if not values:
+            del self._d[name]
+
+    def names(self) -> list[AvpName]:
+        return list(self._d)
+
+    def copy(self) -> AvpStore:
+        other = AvpStore()
+        other._d = {k: list(v) for k, v in self._d.items()}
+        return other
+
+    def __contains__(self, name: AvpName) -> bool:
+        return name in self._d
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._d.values())
+
+
+@dataclass(slots=True)
+class Branch:
+    """An appended branch (append_branch, registrar lookup, $branch)."""
+
+    uri: str
+    dst_uri: str | None = None
+    path: str | None = None
+    q: int | None = None  # 0..1000, None when unset (1.6's Q_UNSPECIFIED)
+    flags: int = 0
+    socket: Any = None
+
+
+@dataclass(slots=True)
+class ErrorInfo:
+    """The last core error ($err.*): class 1 is a parser error."""
+
+    eclass: int = 0
+    level: int = 0
+    info: str = ""
+    rcode: int = 0
+    rreason: str = ""
+
+
+class MsgContext:
+    """Everything a route run reads and writes besides the message bytes."""
+
+    __slots__ = (
+        "avps",
+        "bflags",
+        "branches",
+        "dst_uri",
+        "err",
+        "flags",
+        "force_rport",
+        "force_socket",
+        "msg",
+        "new_uri",
+        "path",
+        "proto",
+        "q",
+        "rc",
+        "rcv",
+        "route_depth",
+        "route_type",
+        "rt",
+        "sflags",
+        "src_ip",
+        "src_port",
+        "stop",
+        "transaction",
+    )
+
+    def __init__(
+        self,
+        rt: Any,
+        msg: SipMsg,
+        *,
+        src_ip: str = "",
+        src_port: int = 0,
+        proto: str = "udp",
+        rcv: Any = None,
+        route_type: int = REQUEST_ROUTE,
+    ) -> None:
+        self.rt = rt  # the per-process runtime (route table, $var, transports)
+        self.msg = msg
+        self.route_type = route_type
+        self.src_ip = src_ip
+        self.src_port = src_port
+        self.proto = proto
+        self.rcv = rcv  # the listening socket the message came in on
+        self.new_uri: str | None = None  # R-URI after rewrites, None = as received
+        self.dst_uri: str | None = None  # $du
+        self.path: str | None = None
+        self.q: int | None = None
+        self.force_socket: Any = None
+        self.force_rport = False
+        self.flags = 0  # message flags ($mf)
+        self.sflags = 0  # script flags ($sf), reset for every top-level run
+        self.bflags = 0  # branch flags of the R-URI branch ($bf)
+        self.branches: list[Branch] = []
+        self.avps = AvpStore()
+        self.rc = 1  # $rc / $retcode
+        self.stop = RUN_GO_ON
+        self.route_depth = 0
+        self.err = ErrorInfo()
+        self.transaction: Any = None  # set by tm when a transaction holds the message
+
+    @property
+    def ruri(self) -> str:
+        """The current Request-URI text (rewritten or as received)."""
+        return self.new_uri if self.new_uri is not None else self.msg.ruri_text
+
+    def set_ruri(self, uri: str) -> None:
+        self.new_uri = uri
+
+    def reset_for_run(self, route_type: int) -> None:
+        """1.6's per top-level run reset: script flags, stop state, error."""
+        self.route_type = route_type
+        self.sflags = 0
+        self.stop = RUN_GO_ON
+        self.route_depth = 0
+        self.err = ErrorInfo()

@@ -10,6 +10,11 @@ whose sole job is to explain *why* it was rejected.
 Text is ``str`` decoded as latin-1 by the message layer: one char per octet,
 so nothing here encodes or decodes UTF-8.  Every problem with an input string
 is reported as :class:`~sipserver.sip.errors.ParseError`.
+
+Deliberate tolerances beyond the strict ABNF (each one seen in real traffic
+or required by RFC 5118): ``;name=`` with an empty value, '_' in host name
+labels, ``[2001:db8:::192.0.2.1]`` (RFC 5118 4.10), ports written with
+leading zeros, and tel local numbers without a phone-context.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ __all__ = [
 Param = tuple[str, str | None]
 
 # --------------------------------------------------------------------------
-# Character sets (RFC 3261 section 25.1), as regex class bodies and as sets.
+# Character sets (RFC 3261 section 25), as regex character-class bodies.
 # --------------------------------------------------------------------------
 
 _ALNUM = "A-Za-z0-9"
@@ -48,7 +53,6 @@ _HNV_UNRESERVED = r"\[\]/?:+$"
 _URIC = _UNRESERVED + r":/?#\[\]@$&+,;="
 
 _HEX = "0-9A-Fa-f"
-_ESC = f"%[{_HEX}]{{2}}"
 
 
 def _one_or_more(chars: str) -> str:
@@ -130,6 +134,7 @@ _BAD_PARAM_RE = _bad_re(_PCHARS)
 _BAD_HEADER_RE = _bad_re(_HCHARS)
 _BAD_OPAQUE_RE = _bad_re(_URIC)
 _BAD_HOST_RE = re.compile("[^A-Za-z0-9_.-]", re.ASCII)
+_IPV6ISH_RE = re.compile("[0-9A-Fa-f:.]+", re.ASCII)
 _BAD_TEL_PNAME_RE = re.compile("[^A-Za-z0-9-]", re.ASCII)
 # Whitespace, CTLs and anything outside ASCII are never part of a URI.
 _BAD_OCTET_RE = re.compile(r"[^\x21-\x7e]")
@@ -151,8 +156,6 @@ _NORM_TABLE = {
 _STRICT_PARAMS = frozenset(("user", "ttl", "method", "maddr", "transport"))
 
 _FIELDS = ("scheme", "user", "password", "host", "port", "params", "headers", "opaque")
-
-_MISSING: Any = object()
 
 
 # --------------------------------------------------------------------------
@@ -224,11 +227,12 @@ class Uri:
     """
 
     __slots__ = (
+        "_params",
         "_pkeys",
+        "_ptext",
         "headers",
         "host",
         "opaque",
-        "params",
         "password",
         "port",
         "raw",
@@ -241,7 +245,6 @@ class Uri:
     password: str | None
     host: str
     port: int | None
-    params: tuple[Param, ...]
     headers: str | None
     opaque: str | None
     raw: str
@@ -253,7 +256,7 @@ class Uri:
         password: str | None,
         host: str,
         port: int | None,
-        params: tuple[Param, ...],
+        params_text: str,
         headers: str | None,
         opaque: str | None,
         raw: str,
@@ -263,11 +266,36 @@ class Uri:
         self.password = password
         self.host = host
         self.port = port
-        self.params = params
         self.headers = headers
         self.opaque = opaque
         self.raw = raw
+        # Parameters are split on first use: many URIs (From, To, ...) are
+        # parsed on every message but never asked for a parameter.
+        self._ptext = params_text  # validated ";a=1;b" text, or ""
+        self._params: tuple[Param, ...] | None = None
         self._pkeys: tuple[str, ...] | None = None
+
+    @property
+    def params(self) -> tuple[Param, ...]:
+        """``((name, value or None), ...)`` in order, as written (still escaped)."""
+        params = self._params
+        if params is None:
+            self._load_params()
+            params = self._params
+        return params  # type: ignore[return-value]
+
+    def _load_params(self) -> tuple[str, ...]:
+        """Split the parameter text once; also keep the lookup keys."""
+        params: list[Param] = []
+        keys: list[str] = []
+        if self._ptext:
+            for p in self._ptext[1:].split(";"):
+                name, eq, value = p.partition("=")
+                params.append((name, value if eq else None))
+                keys.append(unescape(name).lower() if "%" in name else name.lower())
+        self._params = tuple(params)
+        self._pkeys = key_tuple = tuple(keys)
+        return key_tuple
 
     # -- text ---------------------------------------------------------------
 
@@ -303,12 +331,6 @@ class Uri:
 
     # -- parameters -----------------------------------------------------------
 
-    def _param_keys(self) -> tuple[str, ...]:
-        keys = self._pkeys
-        if keys is None:
-            keys = self._pkeys = tuple(unescape(n).lower() for n, _ in self.params)
-        return keys
-
     def get_param(self, name: str, default: Any = None) -> Any:
         """Value of the first parameter called `name`, or `default` if absent.
 
@@ -317,22 +339,28 @@ class Uri:
         parameter without ``=value`` yields None, so use `has_param` (or a
         sentinel default) when that difference matters.
         """
-        keys = self._param_keys()
+        keys = self._pkeys
+        if keys is None:
+            keys = self._load_params()
         name = name.lower()
-        for i, key in enumerate(keys):
-            if key == name:
-                return self.params[i][1]
+        if name in keys:
+            return self._params[keys.index(name)][1]  # type: ignore[index]
         return default
 
     def has_param(self, name: str) -> bool:
         """Whether a parameter called `name` is present (case-insensitive)."""
-        return name.lower() in self._param_keys()
+        keys = self._pkeys
+        if keys is None:
+            keys = self._load_params()
+        return name.lower() in keys
 
     @property
     def transport(self) -> str | None:
         """The transport param, unescaped and lowercased; None if absent/empty."""
         v = self.get_param("transport")
-        return unescape(v).lower() if v else None
+        if not v:
+            return None
+        return (unescape(v) if "%" in v else v).lower()
 
     @property
     def lr(self) -> bool:
@@ -413,7 +441,7 @@ class Uri:
         duplicates are dropped); otherwise the parameter is appended.
         """
         key = unescape(name).lower()
-        keys = self._param_keys()
+        keys = self._pkeys or self._load_params()
         out: list[Param] = []
         done = False
         for k, p in zip(keys, self.params, strict=True):
@@ -429,7 +457,7 @@ class Uri:
     def without_param(self, name: str) -> Uri:
         """A new Uri without any parameter called `name` (self if none)."""
         key = unescape(name).lower()
-        keys = self._param_keys()
+        keys = self._pkeys or self._load_params()
         if key not in keys:
             return self
         out = [p for k, p in zip(keys, self.params, strict=True) if k != key]
@@ -439,15 +467,6 @@ class Uri:
 # --------------------------------------------------------------------------
 # Parsing.
 # --------------------------------------------------------------------------
-
-
-def _split_params(s: str) -> tuple[Param, ...]:
-    """';a=1;b' -> (('a', '1'), ('b', None)); `s` was already validated."""
-    out = []
-    for p in s[1:].split(";"):
-        name, eq, value = p.partition("=")
-        out.append((name, value if eq else None))
-    return tuple(out)
 
 
 def parse_uri(text: str) -> Uri:
@@ -468,14 +487,7 @@ def parse_uri(text: str) -> Uri:
         port = None
     elif len(port_s) > 5 or (port := int(port_s)) > 65535:
         port = _port(port_s)
-    if not params_s:
-        params: tuple[Param, ...] = ()
-    elif params_s.find(";", 1) < 0:  # the common single-parameter case
-        name, eq, value = params_s[1:].partition("=")
-        params = ((name, value if eq else None),)
-    else:
-        params = _split_params(params_s)
-    return Uri(scheme, user, password, host, port, params, headers, None, text)
+    return Uri(scheme, user, password, host, port, params_s, headers, None, text)
 
 
 _sip_fullmatch = _SIP_URI_RE.fullmatch
@@ -539,7 +551,7 @@ def _parse_slow(text: str) -> Uri:
         raise ParseError("empty URI after scheme")
     if not _OPAQUE_RE.fullmatch(rest) or ("%" in rest and _bad_escape_search(rest)):
         raise ParseError(_char_problem(rest, _BAD_OPAQUE_RE, "URI") or "malformed URI")
-    return Uri(lscheme, None, None, "", None, (), None, rest, text)
+    return Uri(lscheme, None, None, "", None, "", None, rest, text)
 
 
 def _parse_tel(text: str, rest: str) -> Uri:
@@ -547,8 +559,7 @@ def _parse_tel(text: str, rest: str) -> Uri:
     if m is None or ("%" in rest and _bad_escape_search(rest)):
         raise ParseError(_tel_problem(rest) or "malformed tel URI")
     number, params_s = m.groups()
-    params = _split_params(params_s) if params_s else ()
-    return Uri("tel", number, None, "", None, params, None, None, text)
+    return Uri("tel", number, None, "", None, params_s, None, None, text)
 
 
 def _octet_problem(s: str, where: str) -> str | None:
@@ -634,7 +645,9 @@ def _sip_problem(rest: str) -> str | None:
         if not host:
             return "missing host"
         if colon and ":" in port_s:
-            return "IPv6 address must be enclosed in []"
+            if _IPV6ISH_RE.fullmatch(hostport):
+                return "IPv6 address must be enclosed in []"
+            return "invalid port"
         if not _HOST_RE.fullmatch(host):
             return _char_problem(host, _BAD_HOST_RE, "host") or "invalid host name"
         if not colon:

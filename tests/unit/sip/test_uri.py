@@ -328,6 +328,7 @@ def test_parse_bad(text: str) -> None:
     ("text", "fragment"),
     [
         ("sip:2001:db8::10", "[]"),
+        ("sip:host:5060:5060", "port"),
         ("<sip:user@example.com>", "scheme"),
         ("sip:user@example.com; lr", "whitespace"),
         ("sip:us\x00er@example.com", "control"),
@@ -782,12 +783,13 @@ def _check_total(text: str) -> Uri | None:
 
 
 def _check_consistent(text: str) -> None:
-    """The fast path and the error explainer agree on every sip/sips text."""
-    m = re.match(r"(?i:sips?):", text)
+    """The acceptance regexes and the error explainers agree on sip/sips/tel text."""
+    m = re.match(r"(?i:(sips?)|(tel)):", text)
     if not m:
         return
     accepted = _check_total(text) is not None
-    problem = uri_mod._sip_problem(text[m.end() :])
+    explain = uri_mod._sip_problem if m.group(1) else uri_mod._tel_problem
+    problem = explain(text[m.end() :])
     assert accepted == (problem is None), (text, problem)
 
 
@@ -812,6 +814,8 @@ def test_fuzz_random_latin1(text: str) -> None:
 def test_fuzz_random_unicode(text: str) -> None:
     _check_total(text)
     _check_total("tel:" + text)
+    _check_consistent("tel:" + text)
+    _check_consistent("tel:+1;" + text)
     _check_total("x:" + text)
 
 

@@ -179,17 +179,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(opts: Options) -> int:
     """Check the configuration, or start the server."""
-    try:
-        from .lang.check import check_file
-    except ImportError:
-        check_file = None
-    if check_file is None:
-        print("sipserver: the routing-script compiler is not built yet", file=sys.stderr)
-        return 2
+    from .lang.check import check_file
+
     errors = check_file(opts.cfg_file, check_route_types=opts.check_route_types)
     for line in errors:
         print(line, file=sys.stderr)
     if errors:
+        print(f"{opts.cfg_file}: {len(errors)} error(s) in the configuration", file=sys.stderr)
         return 1
     if opts.check_only:
         print(f"{opts.cfg_file}: config file ok, exiting...", file=sys.stderr)

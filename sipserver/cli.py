@@ -94,6 +94,33 @@ def _int(opt: str, value: str) -> int:
     return n
 
 
+# Option letter -> (Options field, how its value is read). "flag" sets True,
+# "int"/"str" take the argument, "append" collects repeated ones.
+_OPTION_TABLE: dict[str, tuple[str, str]] = {
+    "f": ("cfg_file", "str"),
+    "c": ("check_only", "flag"),
+    "m": ("shm_mb", "int"),
+    "b": ("maxbuffer", "int"),
+    "l": ("listen", "append"),
+    "n": ("children", "int"),
+    "N": ("tcp_children", "int"),
+    "r": ("dns", "flag"),
+    "R": ("rev_dns", "flag"),
+    "v": ("check_via", "flag"),
+    "D": ("no_daemon", "flag"),
+    "F": ("foreground", "flag"),
+    "E": ("log_stderr", "flag"),
+    "T": ("disable_tcp", "flag"),
+    "W": ("poll_method", "str"),
+    "w": ("workdir", "str"),
+    "t": ("chroot", "str"),
+    "u": ("user", "str"),
+    "g": ("group", "str"),
+    "P": ("pid_file", "str"),
+    "G": ("pgid_file", "str"),
+}
+
+
 def parse_args(argv: list[str]) -> Options | str:
     """Options, or the text to print and exit with (-h, -V)."""
     try:
@@ -105,62 +132,30 @@ def parse_args(argv: list[str]) -> Options | str:
     o = Options()
     for flag, value in pairs:
         c = flag[1]
-        if c == "f":
-            o.cfg_file = value
-        elif c == "c":
-            o.check_only = True
-        elif c == "C":
+        if c == "V":
+            return f"version: {SERVER_SIGNATURE}\nsipserver {__version__}\n"
+        if c == "h":
+            return HELP
+        if c == "C":
             o.check_only = o.check_route_types = True
-        elif c == "m":
-            o.shm_mb = _int(c, value)
-            if o.shm_mb == 0:
-                raise UsageError("-m must be at least 1 (MB)")
-        elif c == "b":
-            o.maxbuffer = _int(c, value)
-        elif c == "l":
-            o.listen.append(value)
-        elif c == "n":
-            o.children = _int(c, value)
-        elif c == "N":
-            o.tcp_children = _int(c, value)
-        elif c == "r":
-            o.dns = True
-        elif c == "R":
-            o.rev_dns = True
-        elif c == "v":
-            o.check_via = True
         elif c == "d":
             o.debug_level = (o.debug_level or 0) + 1
-        elif c == "D":
-            o.no_daemon = True
-        elif c == "F":
-            o.foreground = True
-        elif c == "E":
-            o.log_stderr = True
-        elif c == "T":
-            o.disable_tcp = True
         elif c == "S":
             pass  # SCTP is not supported; 1.6 accepted -S only when built with it
-        elif c == "W":
-            o.poll_method = value
-        elif c == "V":
-            return f"version: {SERVER_SIGNATURE}\nsipserver {__version__}\n"
-        elif c == "h":
-            return HELP
-        elif c == "w":
-            o.workdir = value
-        elif c == "t":
-            o.chroot = value
-        elif c == "u":
-            o.user = value
-        elif c == "g":
-            o.group = value
-        elif c == "P":
-            o.pid_file = value
-        elif c == "G":
-            o.pgid_file = value
         elif c == "o":
             raise UsageError("-o is not supported (1.6 kept it for debugging builds)")
+        else:
+            attr, kind = _OPTION_TABLE[c]
+            if kind == "flag":
+                setattr(o, attr, True)
+            elif kind == "int":
+                setattr(o, attr, _int(c, value))
+            elif kind == "append":
+                getattr(o, attr).append(value)
+            else:
+                setattr(o, attr, value)
+    if o.shm_mb == 0:
+        raise UsageError("-m must be at least 1 (MB)")
     return o
 
 

@@ -417,7 +417,8 @@ def _index_headers(msg: SipMsg, text: str, pos: int, end: int, eol: str) -> None
         lines = _unfold(lines, eol)
     for line in lines:
         name, colon, value = line.partition(":")
-        if not colon or not (name.isalnum() or _NAME_OK.match(name)):
+        plain = name if "-" not in name else name.replace("-", "")
+        if not colon or not ((plain.isalnum() and plain.isascii()) or _NAME_OK.match(name)):
             raise ParseError(f"bad header line {line[:40]!r}")
         start = pos
         pos += len(line) + eol_len

@@ -253,3 +253,15 @@ def test_auth_refer_event_and_token_lists() -> None:
 def test_contact_star() -> None:
     m = parse_message(INVITE.replace(b"Contact: <sip:alice@pc33.atlanta.example.com>, \"Other, Alice\" <sip:a2@h>;q=0.5", b"Contact: *"))
     assert m.contact_star and m.contacts == []
+
+
+def test_header_names_must_be_ascii_tokens() -> None:
+    base = (
+        b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+        b"From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n"
+    )
+    for bad in (b"X-\xe9t\xe9: 1\r\n", b"X Y: 1\r\n", b": 1\r\n", b"X@Y: 1\r\n"):
+        with pytest.raises(ParseError):
+            parse_message(base + bad + b"\r\n")
+    ok = parse_message(base + b"X-A.b!%*_+`'~: 1\r\nMax-Forwards  : 5\r\n\r\n")
+    assert ok.max_forwards == 5 and ok.header_value("x-a.b!%*_+`'~") == "1"

@@ -107,6 +107,12 @@ def find_param(params: list[Param], name: str) -> Param | None:
     return None
 
 
+def param_value(params: list[Param], name: str) -> str | None:
+    """The value of the first parameter called `name`, or None."""
+    p = find_param(params, name)
+    return None if p is None else p.value
+
+
 def _expect_separator(text: str, pos: int, what: str) -> int:
     """After one element of a comma list: skip LWS, return the next element's
     start, or -1 at the end. Anything else is a syntax error."""
@@ -152,8 +158,7 @@ class Via:
         return find_param(self.params, name)
 
     def _value(self, name: str) -> str | None:
-        p = find_param(self.params, name)
-        return None if p is None else p.value
+        return param_value(self.params, name)
 
     @property
     def branch(self) -> str | None:
@@ -245,8 +250,7 @@ class NameAddr:
 
     @property
     def tag(self) -> str | None:
-        p = find_param(self.params, "tag")
-        return None if p is None else p.value
+        return param_value(self.params, "tag")
 
     @property
     def expires(self) -> int | None:
@@ -257,8 +261,7 @@ class NameAddr:
 
     @property
     def q(self) -> str | None:
-        p = find_param(self.params, "q")
-        return None if p is None else p.value
+        return param_value(self.params, "q")
 
     @property
     def display_name(self) -> str | None:

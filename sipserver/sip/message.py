@@ -13,13 +13,13 @@ round trip, and `build()` can splice lumps into the original by offset.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 from .digest import Challenge, Credentials, parse_challenge, parse_credentials
 from .errors import ParseError
 from .headers import (
     COMPACT_FORMS,
+    TOKEN_RE,
     CSeq,
     Event,
     MediaType,
@@ -45,15 +45,8 @@ if TYPE_CHECKING:
 SIP_VERSION = "SIP/2.0"
 # A datagram bigger than this is refused before any parsing (BUF_SIZE in 1.6).
 MAX_MESSAGE_SIZE = 65535
-_TOKEN_CHARS = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
-)
 _SINGLE_HEADERS = ("from", "to", "call-id", "cseq")
 MAX_CONTENT_LENGTH = 2**31 - 1
-
-
-def _is_token(s: str) -> bool:
-    return bool(s) and all(c in _TOKEN_CHARS for c in s)
 
 
 class Header:
@@ -159,17 +152,12 @@ class SipMsg:
         lst = self.index.get(key)
         if not lst:
             return None
-        h = lst[0]
-        if h.parsed is None:
-            h.parsed = parser(h.value)
-        return h.parsed
+        return self._parsed_header(lst[0], parser)
 
     def _parsed_all(self, key: str, parser) -> list:
         out: list = []
         for h in self.index.get(key, ()):
-            if h.parsed is None:
-                h.parsed = parser(h.value)
-            out.extend(h.parsed)
+            out.extend(self._parsed_header(h, parser))
         return out
 
     # typed views ---------------------------------------------------------
@@ -256,6 +244,7 @@ class SipMsg:
 
     @staticmethod
     def _parsed_header(h: Header, parser):
+        """Parse a header field once and keep the result on it."""
         if h.parsed is None:
             h.parsed = parser(h.value)
         return h.parsed
@@ -371,7 +360,7 @@ def _parse_first_line(msg: SipMsg, line: str) -> None:
     if len(parts) != 3:
         raise ParseError("bad request line (expected METHOD SP Request-URI SP SIP/2.0)")
     method, ruri, version = parts
-    if not _is_token(method):
+    if not TOKEN_RE.match(method):
         raise ParseError(f"bad method {method[:32]!r}")
     if version.upper() != SIP_VERSION:
         if version.upper().startswith("SIP/"):
@@ -385,9 +374,6 @@ def _parse_first_line(msg: SipMsg, line: str) -> None:
     if uri.headers is not None and uri.scheme in ("sip", "sips"):
         raise ParseError("Request-URI must not contain headers")
     msg._ruri = uri
-
-
-_NAME_OK = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+[ \t]*\Z")
 
 
 def _unfold(lines: list[str], eol: str) -> list[str]:
@@ -418,7 +404,7 @@ def _index_headers(msg: SipMsg, text: str, pos: int, end: int, eol: str) -> None
     for line in lines:
         name, colon, value = line.partition(":")
         plain = name if "-" not in name else name.replace("-", "")
-        if not colon or not ((plain.isalnum() and plain.isascii()) or _NAME_OK.match(name)):
+        if not colon or not ((plain.isalnum() and plain.isascii()) or TOKEN_RE.match(name.rstrip(" \t"))):
             raise ParseError(f"bad header line {line[:40]!r}")
         start = pos
         pos += len(line) + eol_len

@@ -129,15 +129,20 @@ class MsgContext:
     """Everything a route run reads and writes besides the message bytes."""
 
     __slots__ = (
+        "adv_address",
+        "adv_port",
         "avps",
         "bflags",
+        "blacklists",
         "branches",
         "dst_uri",
         "err",
         "flags",
         "force_rport",
         "force_socket",
+        "local_rport",
         "msg",
+        "msg_id",
         "new_uri",
         "path",
         "proto",
@@ -151,6 +156,7 @@ class MsgContext:
         "src_ip",
         "src_port",
         "stop",
+        "tcp_alias",
         "transaction",
     )
 
@@ -178,6 +184,12 @@ class MsgContext:
         self.q: int | None = None
         self.force_socket: Any = None
         self.force_rport = False
+        self.local_rport = False  # force_local_rport: ;rport in the Via we add
+        self.tcp_alias: int | None = None  # force_tcp_alias port (0 = Via port)
+        self.adv_address: str | None = None  # set_advertised_address
+        self.adv_port: int | None = None  # set_advertised_port
+        self.blacklists: set[str] = set()  # use_blacklist names enabled
+        self.msg_id = 0  # $mi
         self.flags = 0  # message flags ($mf)
         self.sflags = 0  # script flags ($sf), reset for every top-level run
         self.bflags = 0  # branch flags of the R-URI branch ($bf)

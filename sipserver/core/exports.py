@@ -59,16 +59,18 @@ class CmdExport:
     """A script function.
 
     `func(ctx, *args)` returns the 1.6 code (>0 true, <0 false, 0 stop).
-    `fixup(module, args)` turns the literal string arguments into what
-    `func` takes, once at start-up, and raises FixupError for bad ones;
-    without a fixup the strings are passed as they are.
+    `fixup(env, module, args)` turns the literal string arguments into what
+    `func` takes, once at start-up (`env` is the compiler's CompileEnv:
+    `env.compile_format(text)`, `env.compile_pv(text)`), and raises
+    FixupError for bad ones; without a fixup the strings are passed as
+    they are. A fixup that needs the module's state returns it among the args.
     """
 
     name: str
     func: Callable[..., int]
     nargs: int = 0
     route_types: int = REQUEST_ROUTE
-    fixup: Callable[[LoadedModule, Sequence[str]], Sequence[Any]] | None = None
+    fixup: Callable[[Any, LoadedModule, Sequence[str]], Sequence[Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

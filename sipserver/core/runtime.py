@@ -1,0 +1,251 @@
+"""The per-process runtime: what every route run in this process shares.
+
+One `Runtime` exists per process. It holds the compiled route table, the
+core configuration (global parameters), this process's `$var` values, the
+transport the core actions send through, the log sink, and the cache
+backends modules register. `MsgContext.rt` points at it.
+
+The transport is an interface (`Transport`): the network layer fills it
+in for a running server; unit tests hand in a recording fake.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+# log levels, numbered as 1.6 numbers them
+L_ALERT = -3
+L_CRIT = -2
+L_ERR = -1
+L_WARN = 1
+L_NOTICE = 2
+L_INFO = 3
+L_DBG = 4
+
+LEVEL_NAMES = {
+    L_ALERT: "ALERT", L_CRIT: "CRITICAL", L_ERR: "ERROR", L_WARN: "WARNING",
+    L_NOTICE: "NOTICE", L_INFO: "INFO", L_DBG: "DBG",
+}
+
+PROTO_IDS = {"udp": 1, "tcp": 2, "tls": 3, "sctp": 4}
+DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061, "sctp": 5060}
+
+
+@dataclass(slots=True)
+class SocketInfo:
+    """A local listening socket (1.6's socket_info).
+
+    ``adv_host``/``adv_port`` are the per-socket advertised address
+    (``listen = udp:1.2.3.4:5060 as 5.6.7.8``).
+    """
+
+    proto: str
+    ip: str
+    port: int
+    adv_host: str | None = None
+    adv_port: int | None = None
+    handle: Any = None  # the real socket object, filled by the net layer
+
+    @property
+    def name(self) -> str:
+        """``proto:ip:port`` as 1.6 prints a socket (IPv6 in brackets)."""
+        host = f"[{self.ip}]" if ":" in self.ip else self.ip
+        return f"{self.proto}:{host}:{self.port}"
+
+    @property
+    def af(self) -> int:
+        """4 or 6."""
+        return 6 if ":" in self.ip else 4
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where a message goes: transport, IP address and port (resolved)."""
+
+    proto: str
+    ip: str
+    port: int
+
+
+class Transport(Protocol):
+    """What the core actions need from the network layer."""
+
+    def resolve(self, host: str, port: int | None, proto: str | None,
+                is_sips: bool = False) -> list[Destination]:
+        """Next-hop addresses for a host (RFC 3263); [] when it does not resolve."""
+        ...
+
+    def choose_socket(self, dest: Destination, forced: SocketInfo | None = None) -> SocketInfo | None:
+        """The local socket to send to `dest` from (the forced one if usable)."""
+        ...
+
+    def send(self, sock: SocketInfo, dest: Destination, data: bytes) -> bool:
+        """Send one message; False when sending failed."""
+        ...
+
+
+class CacheBackend(Protocol):
+    """A `cache_store`/`cache_fetch`/`cache_remove` system (localcache, memcached)."""
+
+    def store(self, name: str, value: str, expires: int) -> bool: ...
+    def fetch(self, name: str) -> str | None: ...
+    def remove(self, name: str) -> bool: ...
+
+
+# 1.6 core parameter defaults (spec section 5) for what the runtime reads.
+CORE_DEFAULTS: dict[str, Any] = {
+    "debug": L_NOTICE,
+    "fork": 1,
+    "log_stderror": 0,
+    "log_facility": "LOG_DAEMON",
+    "log_name": "sipserver",
+    "port": 5060,
+    "children": 8,
+    "max_while_loops": 100,
+    "server_signature": 1,
+    "server_header": "Server: OpenSIPS (1.6.4-notls (x86_64/linux))",
+    "user_agent_header": "User-Agent: OpenSIPS (1.6.4-notls (x86_64/linux))",
+    "sip_warning": 0,
+    "dns": 0,
+    "rev_dns": 0,
+    "dns_try_ipv6": 0,
+    "check_via": 0,
+    "disable_tcp": 0,
+    "disable_tls": 1,
+    "tls_port_no": 5061,
+    "tcp_connection_lifetime": 120,
+    "advertised_address": None,
+    "advertised_port": None,
+    "xlog_buf_size": 4096,
+    "xlog_force_color": 0,
+    "disable_503_translation": 0,
+    "db_version_table": "version",
+    "auto_aliases": 1,
+}
+
+
+def stderr_logger(level: int, text: str) -> None:
+    """Default log sink: one line on stderr, like 1.6 with log_stderror."""
+    sys.stderr.write(f"{LEVEL_NAMES.get(level, str(level))}: {text}\n")
+
+
+@dataclass(slots=True)
+class Alias:
+    """An ``alias=`` entry: a name (or IP) and an optional port (0 = any)."""
+
+    host: str
+    port: int = 0
+    proto: str | None = None
+
+
+class Runtime:
+    """Per-process shared state of the routing engine."""
+
+    def __init__(
+        self,
+        *,
+        config: dict[str, Any] | None = None,
+        transport: Transport | None = None,
+        sockets: list[SocketInfo] | None = None,
+        aliases: list[Alias] | None = None,
+        logger: Callable[[int, str], None] = stderr_logger,
+        registry: Any = None,
+        argv: dict[str, str] | None = None,
+    ) -> None:
+        self.config: dict[str, Any] = dict(CORE_DEFAULTS)
+        if config:
+            self.config.update(config)
+        self.transport = transport
+        self.sockets: list[SocketInfo] = list(sockets or [])
+        self.aliases: list[Alias] = list(aliases or [])
+        self.logger = logger
+        self.registry = registry
+        self.argv = dict(argv or {})
+        self.debug: int = int(self.config["debug"])  # this process's level (setdebug)
+        self.script_vars: dict[str, int | str] = {}  # $var(...)
+        self.routes: Any = None  # the compiled RouteTable
+        self.caches: dict[str, CacheBackend] = {}
+        self.blacklists: dict[str, Any] = {}
+        self.start_time = int(time.time())
+        self.msg_counter = 0
+        self.pid = os.getpid()
+
+    # ------------------------------------------------------------ logging
+
+    def log(self, level: int, text: str) -> None:
+        """Log `text` if `level` passes this process's debug level."""
+        if level <= self.debug:
+            self.logger(level, text)
+
+    def log_enabled(self, level: int) -> bool:
+        return level <= self.debug
+
+    # ------------------------------------------------------------ myself
+
+    def is_myself(self, host: str, port: int | None, proto: str | None = None) -> bool:
+        """1.6's check_self: `host` (+ port, 5060 when 0/None) is ours.
+
+        An IP matches a listen address; a name matches an alias
+        case-insensitively. ``port`` None/0 means "any port" for aliases
+        and the default port for listen sockets.
+        """
+        h = host.strip("[]").lower()
+        try:
+            h = str(ipaddress.ip_address(h))
+        except ValueError:
+            pass
+        want_port = port or 0
+        for s in self.sockets:
+            if proto is not None and s.proto != proto:
+                continue
+            adv = (s.adv_host or "").strip("[]").lower()
+            if h in (s.ip, adv) and (not want_port or want_port in (s.port, s.adv_port)):
+                return True
+        for a in self.aliases:
+            if proto is not None and a.proto is not None and a.proto != proto:
+                continue
+            if a.host.strip("[]").lower() == h and (not a.port or not want_port or a.port == want_port):
+                return True
+        return False
+
+    def next_msg_id(self) -> int:
+        self.msg_counter += 1
+        return self.msg_counter
+
+
+@dataclass(slots=True)
+class RecordingTransport:
+    """A transport that records what would be sent (for tests and `-c`).
+
+    Every name resolves to itself as an address; the first socket of the
+    runtime (or a default 127.0.0.1:5060) sends.
+    """
+
+    sockets: list[SocketInfo] = field(default_factory=lambda: [SocketInfo("udp", "127.0.0.1", 5060)])
+    sent: list[tuple[SocketInfo, Destination, bytes]] = field(default_factory=list)
+    fail: bool = False
+
+    def resolve(self, host: str, port: int | None, proto: str | None,
+                is_sips: bool = False) -> list[Destination]:
+        p = proto or ("tls" if is_sips else "udp")
+        return [Destination(p, host.strip("[]"), port or DEFAULT_PORTS.get(p, 5060))]
+
+    def choose_socket(self, dest: Destination, forced: SocketInfo | None = None) -> SocketInfo | None:
+        if forced is not None:
+            return forced
+        for s in self.sockets:
+            if s.proto == dest.proto:
+                return s
+        return self.sockets[0] if self.sockets else None
+
+    def send(self, sock: SocketInfo, dest: Destination, data: bytes) -> bool:
+        if self.fail:
+            return False
+        self.sent.append((sock, dest, data))
+        return True

@@ -21,8 +21,8 @@ HELP = f"""Usage: sipserver -l address [-l address ...] [options]
 Options:
     -f file      Configuration file (default {DEFAULT_CFG})
     -c           Check configuration file for errors
-    -C           Like -c, and also check the route types of functions
-                 along the route() call graph
+    -C           Same as -c (sipserver always checks the route types of
+                 functions along the route() call graph)
     -l address   Listen on the specified address ([proto:]addr[:port],
                  proto=udp|tcp); several -l mean several addresses
     -n processes Number of child processes to fork per interface (default 8)
@@ -174,10 +174,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(opts: Options) -> int:
     """Check the configuration, or start the server."""
-    from .lang.check import check_file
+    from .script import check_file
 
-    errors = check_file(opts.cfg_file, check_route_types=opts.check_route_types)
-    for line in errors:
+    errors, warnings = check_file(opts.cfg_file)
+    for line in errors + warnings:
         print(line, file=sys.stderr)
     if errors:
         print(f"{opts.cfg_file}: {len(errors)} error(s) in the configuration", file=sys.stderr)

@@ -131,6 +131,7 @@ class MsgContext:
     __slots__ = (
         "adv_address",
         "adv_port",
+        "auth_cred",
         "avps",
         "bflags",
         "blacklists",
@@ -149,6 +150,7 @@ class MsgContext:
         "q",
         "rc",
         "rcv",
+        "reply_lumps",
         "route_depth",
         "route_type",
         "rt",
@@ -190,6 +192,8 @@ class MsgContext:
         self.adv_port: int | None = None  # set_advertised_port
         self.blacklists: set[str] = set()  # use_blacklist names enabled
         self.msg_id = 0  # $mi
+        self.auth_cred: Any = None  # credentials auth accepted ($Au); set by auth
+        self.reply_lumps: list[str] = []  # append_to_reply headers for local replies
         self.flags = 0  # message flags ($mf)
         self.sflags = 0  # script flags ($sf), reset for every top-level run
         self.bflags = 0  # branch flags of the R-URI branch ($bf)
@@ -216,3 +220,4 @@ class MsgContext:
         self.stop = RUN_GO_ON
         self.route_depth = 0
         self.err = ErrorInfo()
+        self.blacklists.clear()

@@ -92,9 +92,7 @@ def compile_format(text: str, compile_parts: Callable[[PVTokenParts], PV]) -> Fo
             raise FormatError(f"bad pseudo-variable in format: {e.message}", e.offset) from None
         try:
             pv = compile_parts(tok)
-        except FormatError:
-            raise
-        except Exception as e:
+        except Exception as e:  # an unknown name: report it where the PV starts
             raise FormatError(str(e), d) from None
         if buf:
             parts.append("".join(buf))

@@ -10,7 +10,7 @@ protocol, method id, hex flags).  An ``int`` always has a decimal string
 form; an ``IntStr`` acts as a string in arithmetic but compares as a number.
 
 PV names are resolved through a `PVTable`: the core table
-(`pvars_core.CORE_PVARS`) plus what the loaded modules export.  A maker
+(`pvars.CORE_PVARS`) plus what the loaded modules export.  A maker
 ``make(spec, env)`` gets the parsed occurrence (`PVSpec`) and the compile
 environment, checks the inner name and returns the PV; a bad inner name is
 a `PVNameError` (a start-up error).  Index, transformations and
@@ -176,7 +176,10 @@ class ContextPV(PV):
         super().__init__(raw)
         self.base = base
         self.resolve = resolve
-        self.writable = base.writable  # type: ignore[misc]
+
+    @property
+    def writable(self) -> bool:  # type: ignore[override]
+        return self.base.writable
 
     def get(self, ctx: MsgContext) -> Value:
         other = self.resolve(ctx)

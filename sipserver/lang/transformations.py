@@ -237,7 +237,9 @@ def int_param(
         def pv_int(ctx: Any) -> int:
             v = get(ctx)
             if type(v) is not int:
-                raise TransformationError(f"{name}: {what} {text} is not an integer: {v!r}")
+                v = getattr(v, "ival", None)  # a str+int value (IntStr) carries one
+                if v is None:
+                    raise TransformationError(f"{name}: {what} {text} is not an integer")
             if non_negative and v < 0:
                 raise TransformationError(f"{name}: {what} {text} is negative: {v}")
             return v
@@ -269,7 +271,7 @@ def str_param(name: str, param: Param, what: str) -> Callable[[Any], str]:
 
         def pv_str(ctx: Any) -> str:
             v = get(ctx)
-            if type(v) is str:
+            if isinstance(v, str):
                 if v:
                     return v
             elif v is not None:
@@ -413,7 +415,7 @@ def chain(*transforms: Transform) -> Transform:
 
 def _text(name: str, value: Any) -> str:
     """The value as text: ints become decimal text, null fails."""
-    if type(value) is str:
+    if isinstance(value, str):
         return value
     if value is None:
         raise TransformationError(f"{name}: null value")
@@ -424,7 +426,7 @@ def _text(name: str, value: Any) -> str:
 
 def _nonempty(name: str, value: Any) -> str:
     """Text for the parsing classes (uri, param, ...): empty text fails too."""
-    text = value if type(value) is str else _text(name, value)
+    text = value if isinstance(value, str) else _text(name, value)
     if not text:
         raise TransformationError(f"{name}: empty value")
     return text
@@ -460,6 +462,9 @@ def _s_len(ctx: Any, value: Any) -> int:
 def _s_int(ctx: Any, value: Any) -> int:
     if type(value) is int:
         return value
+    ival = getattr(value, "ival", None)  # str+int values (IntStr) convert to their integer
+    if ival is not None:
+        return ival
     text = _text("s.int", value)
     # 1.6's str2sint: only '-' as sign, digits only; '' and '-' give 0.
     digits = text[1:] if text[:1] == "-" else text

@@ -20,7 +20,7 @@ from .core.routes import KIND_TYPES
 from .core.runtime import RecordingTransport, Runtime, SocketInfo
 from .lang.compiler import CompiledScript
 from .script import aliases_from_config, load_script_text, sockets_from_config
-from .sip.message import SipMsg, parse_message
+from .sip.message import SipMsg, dummy_request, parse_message
 
 __all__ = ["ScriptRunner"]
 
@@ -80,6 +80,19 @@ class ScriptRunner:
         ctx = self.context(data, **kw)
         ctx.route_type = KIND_TYPES["onreply"]
         self.run("onreply", None, ctx)
+        return ctx
+
+    def startup(self) -> MsgContext:
+        """Run startup_route on the 1.6 dummy request."""
+        ctx = self.context(dummy_request(), src=("", 0))
+        self.run("startup", None, ctx)
+        return ctx
+
+    def timer(self, index: int = 0) -> MsgContext:
+        """Run one pass of the index-th timer_route on the dummy request."""
+        ctx = self.context(dummy_request(), src=("", 0))
+        ctx.reset_for_run(KIND_TYPES["timer"])
+        self.compiled.routes.run_timer(index, ctx)
         return ctx
 
     def route(self, name: str, ctx: MsgContext) -> int:

@@ -69,17 +69,19 @@ def set_modparam(registry: Registry, mod_regex: str, param: str, value: Any) -> 
             f"{hint or ' (is it loaded before this line?)'}"
         )
     for mod in matched:
-        exported = {p.name: p for p in mod.exports.params}
-        p = exported.get(param)
-        if p is None:
-            hint = did_you_mean(param, list(exported))
+        same_name = [p for p in mod.exports.params if p.name == param]
+        if not same_name:
+            hint = did_you_mean(param, [p.name for p in mod.exports.params])
             raise ModuleError(f'modparam: module "{mod.name}" has no parameter "{param}"{hint}')
-        if type(value) is not p.type:
-            want = "an integer" if p.type is int else "a string"
+        # 1.6 matches name and type: a parameter may be exported as int and as str
+        typed = [p for p in same_name if type(value) is p.type]
+        if not typed:
+            want = " or ".join("an integer" if p.type is int else "a string" for p in same_name)
             raise ModuleError(
                 f'modparam: parameter "{param}" of module "{mod.name}" takes {want}'
                 f" (got {value!r})"
             )
+        p = typed[0]
         if p.on_set is not None:
             try:
                 p.on_set(mod, value)

@@ -58,6 +58,10 @@ class RouteTable:
     def main(self) -> RouteFn | None:
         return self.get("request", None)
 
+    def run_timer(self, index: int, ctx: MsgContext) -> int:
+        """Run one pass of the index-th timer_route (in the timer process)."""
+        return self._run_fn(self.timers[index].fn, "timer", ctx)
+
     def run(self, kind: str, name: str | None, ctx: MsgContext) -> int:
         """Run one top-level route on `ctx` (1.6 run_top_route).
 
@@ -65,7 +69,10 @@ class RouteTable:
         Returns the run's end state (`ctx.stop`: go on, exit or drop); a
         missing route is a no-op.
         """
-        fn = self.get(kind, name)
+        return self._run_fn(self.get(kind, name), kind, ctx)
+
+    @staticmethod
+    def _run_fn(fn: RouteFn | None, kind: str, ctx: MsgContext) -> int:
         ctx.reset_for_run(KIND_TYPES[kind])
         if fn is None:
             return RUN_GO_ON

@@ -100,9 +100,7 @@ def _format(call: ast.Call, env: CompileEnv, node: Any) -> Format:
     try:
         return env.compile_format(_text(node))
     except CompileError as e:
-        # the compiler places an offset inside the first argument only
-        first = bool(call.args) and node is call.args[0]
-        raise CompileError(e.message, e.offset if first else None) from None
+        raise CompileError(e.message, e.offset, node) from None
 
 
 def _pv(call: ast.Call, env: CompileEnv, node: Any) -> PV:

@@ -147,6 +147,10 @@ def config_from_script(script: ast.Script) -> dict[str, Any]:
 # ======================================================================
 # the compiler
 
+# how C (and later OpenSIPS) binds operators; 1.6 binds left to right
+_C_PRECEDENCE = {"*": 9, "/": 9, "%": 9, "+": 8, "-": 8, "<<": 7, ">>": 7, "&": 6, "^": 5,
+                 "|": 4, "and": 2, "or": 1}
+
 
 @dataclass(slots=True)
 class _RouteRef:
@@ -190,6 +194,15 @@ class Compiler:
     def error(self, node: ast.Node, message: str) -> None:
         self.errors.append((node.file, node.line, node.col, message))
 
+    def located_error(self, e: CompileError, fallback: ast.Node) -> None:
+        """Record `e` where it belongs: its node (inside a string: the PV), else `fallback`."""
+        node = e.node if isinstance(e.node, ast.Node) else fallback
+        if e.offset is not None and isinstance(node, ast.StrLit):
+            line, col = _string_position(node, e.offset)
+            self.errors.append((node.file, line, col, e.message))
+        else:
+            self.error(node, e.message)
+
     def warn(self, node: ast.Node, message: str) -> None:
         self.env.warn(f"{node.where}: warning: {message}")
 
@@ -231,7 +244,7 @@ class Compiler:
             try:
                 fn, plain = self.stmt(stmt)
             except CompileError as e:
-                self.error(stmt, e.message)
+                self.located_error(e, stmt)
                 continue
             items.append((fn, plain))
         return self._runner(tuple(items))
@@ -431,7 +444,8 @@ class Compiler:
         name = node.name
         if not self.script.route("request", name):
             known = [n for n in self.script.routes.get("request", {}) if n is not None]
-            raise CompileError(f'route "{name}" is not defined{did_you_mean(name, known)}')
+            raise CompileError(f'route "{name}" is not defined{did_you_mean(name, known)}',
+                               node=node)
         if self.info is not None:
             self.info.calls.append((name, node))
         ref = self.refs.setdefault(name, _RouteRef("request", name))
@@ -458,20 +472,17 @@ class Compiler:
     # ------------------------------------------------------------ calls
 
     def call(self, node: ast.Call) -> Action:
-        if node.core:
+        try:
+            if not node.core:
+                return self.module_call(node)
             compiler = self.core_actions.get(node.name)
             if compiler is None:
                 raise CompileError(f"core function {node.written}() is not implemented")
-            try:
-                return compiler(node, self.env)
-            except CompileError as e:
-                if e.offset is not None and node.args:
-                    arg = node.args[0]
-                    self.errors.append((arg.file, arg.line, arg.col + 1 + e.offset,
-                                        f"{node.written}(): {e.message}"))
-                    return _fail
-                raise CompileError(f"{node.written}(): {e.message}") from None
-        return self.module_call(node)
+            return compiler(node, self.env)
+        except CompileError as e:
+            prefix = f"{node.written}(): "
+            msg = e.message if e.message.startswith(prefix) or not node.core else prefix + e.message
+            raise CompileError(msg, e.offset, e.node or node) from None
 
     def module_call(self, node: ast.Call) -> Action:
         name = node.name
@@ -494,9 +505,11 @@ class Compiler:
         if cmd.fixup is not None:
             try:
                 args = tuple(cmd.fixup(self.env, mod, texts))
-            except (FixupError, CompileError, ValueError) as e:
-                msg = e.message if isinstance(e, CompileError) else str(e)
-                raise CompileError(f"{name}(): {msg}") from None
+            except CompileError as e:
+                raise CompileError(f"{name}(): {e.message}", e.offset,
+                                   e.node or _format_arg(node, e)) from None
+            except (FixupError, ValueError) as e:
+                raise CompileError(f"{name}(): {e}") from None
         else:
             args = tuple(texts)
         func = cmd.func
@@ -589,7 +602,22 @@ class Compiler:
             return ret
         return action_value
 
+    def _warn_precedence(self, node: ast.BinOp | ast.BoolOp) -> None:
+        """Warn where 1.6's flat precedence differs from what C (and readers) expect.
+
+        `a || b && c` is `(a || b) && c` and `1+2*3` is 9 in 1.6 (spec 10,
+        items 1-2). A left operand that starts where the whole expression
+        starts was written without parentheses.
+        """
+        left = node.left
+        if type(left) is not type(node) or (left.line, left.col) != (node.line, node.col):
+            return
+        if _C_PRECEDENCE.get(node.op, 0) > _C_PRECEDENCE.get(left.op, 0):
+            self.warn(node, f"'{left.op}' before '{node.op}' is evaluated first in 1.6"
+                            " (no operator precedence); add parentheses to make it clear")
+
     def binop(self, node: ast.BinOp) -> Expr:
+        self._warn_precedence(node)
         left = self.expr(node.left)
         right = self.expr(node.right)
         op = node.op
@@ -604,6 +632,7 @@ class Compiler:
     def cond(self, node: Any) -> Cond:
         """A closure returning 1 (true), 0 (false) or -1 (error)."""
         if isinstance(node, ast.BoolOp):
+            self._warn_precedence(node)
             left, right = self.cond(node.left), self.cond(node.right)
             if node.op == "and":
                 def cond_and(ctx: MsgContext) -> int:
@@ -891,7 +920,10 @@ class Compiler:
     # ------------------------------------------------------------ PVs
 
     def pv(self, node: ast.PVar) -> PV:
-        return self.env.compile_pv(node)
+        try:
+            return self.env.compile_pv(node)
+        except CompileError as e:
+            raise CompileError(e.message, e.offset, e.node or node) from None
 
     # ------------------------------------------------------------ route types
 
@@ -938,6 +970,40 @@ class Compiler:
 
 # ======================================================================
 # run-time helpers used by the closures
+
+
+def _format_arg(node: ast.Call, e: CompileError) -> ast.Node | None:
+    """The string argument a module's format error (with an offset) is about."""
+    if e.offset is None:
+        return None
+    hits = [a for a in node.args if isinstance(a, ast.StrLit)
+            and e.offset < len(a.value) and a.value[e.offset] == "$"]
+    for a in hits:
+        word = a.value[e.offset:].split()[0] if a.value[e.offset:].split() else ""
+        if word and word[:4] in e.message:
+            return a
+    return hits[0] if hits else None
+
+
+def _string_position(node: ast.StrLit, offset: int) -> tuple[int, int]:
+    """Line and column of `offset` (into the unescaped value) inside a string literal.
+
+    The value and the text as written differ where there are escapes; the
+    PV that failed is looked up in the written text, near the same place.
+    """
+    raw, value = node.raw or node.value, node.value
+    pos = offset
+    if raw != value:
+        word_end = offset + 1
+        while word_end < len(value) and (value[word_end].isalnum() or value[word_end] in "_.("):
+            word_end += 1
+        found = raw.find(value[offset:word_end], max(0, offset - (len(value) - len(raw)) - 8))
+        pos = found if found >= 0 else 0
+    before = raw[:pos]
+    nl = before.rfind("\n")
+    if nl < 0:
+        return node.line, node.col + 1 + pos
+    return node.line + before.count("\n"), pos - nl
 
 
 def _empty_block(ctx: MsgContext) -> int:

@@ -25,14 +25,16 @@ __all__ = ["CompileEnv", "CompileError"]
 class CompileError(Exception):
     """A start-up error in one construct; the compiler adds FILE:LINE:COL.
 
-    ``offset`` (when not None) points inside the construct's first string
-    argument, for errors such as a bad PV inside a format.
+    ``node`` (when known) is the construct the error is about, e.g. the
+    string argument holding a bad format; ``offset`` then points inside that
+    string's value (a bad PV inside a format).
     """
 
-    def __init__(self, message: str, offset: int | None = None) -> None:
+    def __init__(self, message: str, offset: int | None = None, node: Any = None) -> None:
         super().__init__(message)
         self.message = message
         self.offset = offset
+        self.node = node
 
 
 class CompileEnv:
@@ -78,7 +80,7 @@ class CompileEnv:
         name = parts.name
         maker = self.pv_table.makers.get(name)
         if maker is None:
-            hint = did_you_mean(name, self.pv_table.names())
+            hint = did_you_mean(f"${name}", [f"${n}" for n in self.pv_table.names()])
             raise CompileError(f"unknown pseudo-variable ${name}{hint}")
         inner_pv = self._build(parts.inner_pvar) if parts.inner_pvar is not None else None
         index = parts.index

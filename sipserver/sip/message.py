@@ -336,6 +336,30 @@ def parse_message(data: bytes) -> SipMsg:
     return msg
 
 
+def dummy_request() -> SipMsg:
+    """The message startup_route and timer_route run on, as in 1.6.
+
+    Method ``DUMMY``, Request-URI ``user`` (not a parsable URI), no headers,
+    no body: only what a script can look at without a real request.
+    """
+    text = "DUMMY user SIP/2.0\r\n\r\n"
+    msg = SipMsg()
+    msg.buf = text.encode("latin-1")
+    msg.text = text
+    msg.eol = "\r\n"
+    msg.first_line_end = text.index("\n") + 1
+    msg.is_request = True
+    msg.method = "DUMMY"
+    msg.version = SIP_VERSION
+    msg.ruri_start, msg.ruri_end = 6, 10
+    msg.headers_end = msg.first_line_end
+    msg.body_start = msg._body_end = len(text)
+    msg.headers = []
+    msg.index = {}
+    msg.via1 = None
+    return msg
+
+
 def _parse_first_line(msg: SipMsg, line: str) -> None:
     if line.startswith("SIP/") or line[:4].upper() == "SIP/":
         msg.is_request = False

@@ -782,10 +782,11 @@ def test_send_passes_the_received_message_unchanged(c: Ctx) -> None:
     assert data == INVITE
 
 
-def test_format_error_offset_only_for_the_first_argument() -> None:
+def test_format_error_names_the_string_and_the_offset() -> None:
     with pytest.raises(CompileError) as info:
         compile_action('xlog("ab $nosuch");')
-    assert info.value.offset is not None  # (format.py reports 0 for unknown names)
+    assert info.value.offset == 3
     with pytest.raises(CompileError) as info:
         compile_action('xlog("L_ERR", "ab $nosuch");')
-    assert info.value.offset is None
+    assert info.value.offset == 3
+    assert info.value.node.value == "ab $nosuch"

@@ -533,3 +533,19 @@ def test_pv_in_condition_uses_avp_alias() -> None:
     s = Script('avp_aliases="who=s:caller"\nroute { $avp(who) = "bob"; $var(w) = $avp(s:caller); }')
     s.run()
     assert s.var("w") == "bob"
+
+
+@pytest.mark.parametrize(("text", "warns"), [
+    ("1 || 0 && 0", True), ("(1 || 0) && 0", False), ("1 && 0 || 1", False),
+])
+def test_precedence_warning_in_conditions(text: str, warns: bool) -> None:
+    s = Script(f"route {{ if ({text}) exit; }}")
+    assert any("no operator precedence" in w for w in s.compiled.warnings) == warns
+
+
+@pytest.mark.parametrize(("text", "warns"), [
+    ("1+2*3", True), ("(1+2)*3", False), ("2*3+1", False), ("7|1<<2", True), ("2+3|4", False),
+])
+def test_precedence_warning_in_expressions(text: str, warns: bool) -> None:
+    s = Script(f"route {{ $var(x) = {text}; }}")
+    assert any("no operator precedence" in w for w in s.compiled.warnings) == warns

@@ -1,0 +1,117 @@
+"""Whole scripts through the harness: cfg text in, log lines and wire bytes out."""
+
+from __future__ import annotations
+
+import pytest
+
+from sipserver.core.runtime import L_DBG, L_ERR, L_INFO
+from sipserver.lang.errors import CfgError
+from sipserver.testing import ScriptRunner
+
+INVITE = (
+    b"INVITE sip:alice@example.com SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK776asdhds\r\n"
+    b"Max-Forwards: 70\r\n"
+    b"To: Alice <sip:alice@example.com>\r\n"
+    b"From: Bob <sip:bob@example.org>;tag=1928301774\r\n"
+    b"Call-ID: a84b4c76e66710\r\n"
+    b"CSeq: 314159 INVITE\r\n"
+    b"Contact: <sip:bob@10.0.0.1>\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
+
+
+def test_xlog_formats_levels_and_rc() -> None:
+    r = ScriptRunner(r"""route {
+    xlog("L_INFO", "m=$rm u=$ru f=$fU null=$avp(s:x) cost=$$5\n");
+    $var(rc) = $rc;
+    xlog("one arg is L_ERR\n");
+    $var(lvl) = 4;
+    xlog("$var(lvl)", "debug via pv\n");
+    xdbg("xdbg\n");
+    log("raw $ru\n");
+}""")
+    r.request(INVITE, src=("10.0.0.1", 5060))
+    assert (L_INFO, "m=INVITE u=sip:alice@example.com f=bob null=<null> cost=$5\n") in r.logs
+    assert (L_ERR, "one arg is L_ERR\n") in r.logs
+    assert (L_DBG, "debug via pv\n") in r.logs
+    assert (L_DBG, "xdbg\n") in r.logs
+    assert (L_DBG, "raw $ru\n") in r.logs
+    assert r.rt.script_vars["rc"] == -5
+
+
+def test_bad_pv_in_xlog_format_is_located() -> None:
+    with pytest.raises(CfgError) as e:
+        ScriptRunner('route {\n    xlog("L_INFO", "x=$nosuch y\\n");\n}', filename="f.cfg")
+    (file, line, col, msg), = e.value.errors
+    assert (file, line, col) == ("f.cfg", 2, 23) and "$nosuch" in msg
+
+
+def test_forward_puts_a_via_on_the_wire_and_uses_du() -> None:
+    r = ScriptRunner('listen=udp:127.0.0.1:5060\nroute { $du = "sip:192.0.2.9:5080"; forward(); }')
+    r.request(INVITE, src=("10.0.0.1", 5060))
+    (sock, dest, data), = r.sent
+    assert sock.name == "udp:127.0.0.1:5060"
+    assert (dest.ip, dest.port) == ("192.0.2.9", 5080)
+    text = data.decode()
+    assert text.startswith("INVITE sip:alice@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK")
+    assert "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK776asdhds\r\n" in text
+
+
+def test_forward_with_rewritten_ruri_and_received() -> None:
+    r = ScriptRunner('route { rewritehostport("192.0.2.7:5090"); forward(); }')
+    r.request(INVITE, src=("10.9.9.9", 5062))
+    (_, dest, data), = r.sent
+    text = data.decode()
+    assert (dest.ip, dest.port) == ("192.0.2.7", 5090)
+    assert text.startswith("INVITE sip:alice@192.0.2.7:5090 SIP/2.0\r\n")
+    # 1.6 puts received= right after the sent-by
+    assert "\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;received=10.9.9.9;branch=z9hG4bK776asdhds\r\n" in text
+
+
+def test_startup_and_timer_routes_run_on_the_dummy_request() -> None:
+    r = ScriptRunner("""startup_route { $var(m) = $rm; $var(u) = $ru; }
+timer_route[tick, 5] { $var(t) = $var(t) + 1; }
+route { exit; }""")
+    r.startup()
+    assert r.rt.script_vars["m"] == "DUMMY" and r.rt.script_vars["u"] == "user"
+    r.timer(0)
+    r.timer(0)
+    assert r.rt.script_vars["t"] == 2
+    assert r.compiled.routes.timers[0].interval == 5
+
+
+def test_var_persists_across_messages_in_one_process() -> None:
+    r = ScriptRunner("route { $var(n) = $var(n) + 1; }")
+    r.request(INVITE)
+    r.request(INVITE)
+    assert r.rt.script_vars["n"] == 2
+
+
+def test_pv_printf_and_branches() -> None:
+    r = ScriptRunner("""route {
+    pv_printf("$var(x)", "user=$rU");
+    append_branch("sip:b@example.net", "0.5");
+    $var(ds) = $ds;
+    setbflag(1, 3);
+    if (isbflagset(1, 3)) $var(bf) = 1;
+}""")
+    r.request(INVITE)
+    assert r.rt.script_vars["x"] == "user=alice"
+    assert r.rt.script_vars["ds"] == "Contact: <sip:b@example.net>;q=0.5"
+    assert r.rt.script_vars["bf"] == 1
+
+
+def test_transformations_chain_with_pv_parameter() -> None:
+    r = ScriptRunner("""route {
+    $var(p) = "a=1;b=2;c=3";
+    $var(v) = $(var(p){param.value,$(var(p){param.name,1})});
+    $var(l) = $(ru{uri.user}{s.len});
+    $var(bad) = "keep";
+    $var(bad) = $(var(p){s.substr,100,1});
+}""")
+    r.request(INVITE)
+    v = r.rt.script_vars
+    assert v["l"] == 5
+    assert v["v"] == "2"
+    assert v["bad"] == "keep"

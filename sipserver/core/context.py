@@ -154,6 +154,7 @@ class MsgContext:
         "route_depth",
         "route_type",
         "rt",
+        "ser_error",
         "sflags",
         "src_ip",
         "src_port",
@@ -192,6 +193,9 @@ class MsgContext:
         self.adv_port: int | None = None  # set_advertised_port
         self.blacklists: set[str] = set()  # use_blacklist names enabled
         self.msg_id = 0  # $mi
+        # the internal error code of the last failed core/tm operation (1.6
+        # ser_error, E_* in core/reply.py): sl_reply_error turns it into a reply
+        self.ser_error = -1
         self.auth_cred: Any = None  # credentials auth accepted ($Au); set by auth
         self.reply_lumps: list[str] = []  # append_to_reply headers for local replies
         self.flags = 0  # message flags ($mf)

@@ -112,6 +112,9 @@ class ModuleExports:
     mi_cmds: Sequence[MICmdExport] = ()
     pvars: Sequence[PVarExport] = ()
     transformations: Sequence[TransformationExport] = ()
+    # `$(<name>pv)` contexts: name -> resolver(ctx) giving the context of
+    # another message (tm: <request>, <reply>), or None when there is none
+    pv_contexts: Sequence[tuple[str, Callable[[Any], Any]]] = ()
     deps: Sequence[str] = ()
     # mod_init(module) runs in the master after the script is compiled;
     # child_init(module, rank) in every child after the fork; destroy at exit.

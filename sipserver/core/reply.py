@@ -177,19 +177,10 @@ def sl_totag(ctx: MsgContext) -> str:
 
 def pending_reply_lumps(ctx: MsgContext) -> list[str]:
     """The header text queued for every local reply to this message
-    (1.6's msg->reply_lump; textops append_to_reply, append_time).
-
-    Kept in `ctx.reply_lumps`; until MsgContext has that slot they live in
-    the message's per-message cache.
-    """
-    lumps = getattr(ctx, "reply_lumps", None)
-    if lumps is not None:
-        return lumps
-    lumps = []
-    try:
-        ctx.reply_lumps = lumps  # type: ignore[attr-defined]
-    except AttributeError:
-        lumps = ctx.msg._cache.setdefault("reply_lumps", lumps)
+    (1.6's msg->reply_lump: textops append_to_reply, append_time)."""
+    lumps = ctx.reply_lumps
+    if lumps is None:  # a context made without the list
+        lumps = ctx.reply_lumps = []
     return lumps
 
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.context import MAX_BRANCHES, MAX_FLAG, Branch
 from ..core.exports import FAILURE_ROUTE, REQUEST_ROUTE
 from ..core.forward import Dest, forward_request, parse_phostport, send_to
+from ..core.reply import E_TOO_MANY_BRANCHES
 from ..core.runtime import L_ALERT, L_CRIT, L_DBG, L_ERR, L_INFO, L_NOTICE, L_WARN
 from ..sip.errors import ParseError
 from ..sip.uri import parse_uri
@@ -532,6 +533,7 @@ def _append_branch(ctx: MsgContext, uri: str | None, dst_uri: str | None,
     """1.6's append_branch(): at most MAX_BRANCHES - 1 appended branches."""
     if len(ctx.branches) >= MAX_BRANCHES - 1:
         ctx.rt.log(L_ERR, "append_branch: max nr of branches exceeded")
+        ctx.ser_error = E_TOO_MANY_BRANCHES  # sl_reply_error: 500 Forking capacity exceeded
         return E_UNSPEC
     uri = uri or ctx.ruri
     if not uri:

@@ -1099,6 +1099,8 @@ def compile_script(
     for mod in registry.modules.values():
         for pvx in mod.exports.pvars:
             pv_table.add(pvx.name, _module_maker(pvx.make, mod))
+        for ctx_name, resolve in mod.exports.pv_contexts:
+            pv_table.add_context(ctx_name, resolve)
     blacklists = {getattr(b, "name", "") for b in config.get("dst_blacklist", [])}
     env = CompileEnv(pv_table=pv_table, config=config, registry=registry,
                      avp_aliases=aliases, sockets=sockets, blacklists=blacklists)

@@ -549,3 +549,25 @@ def test_precedence_warning_in_conditions(text: str, warns: bool) -> None:
 def test_precedence_warning_in_expressions(text: str, warns: bool) -> None:
     s = Script(f"route {{ $var(x) = {text}; }}")
     assert any("no operator precedence" in w for w in s.compiled.warnings) == warns
+
+
+def test_pv_contexts_come_from_modules() -> None:
+    # tm registers <request>/<reply>; a stand-in module resolves <request> to a
+    # context over another message
+    other: dict[str, MsgContext] = {}
+    reg = make_registry(Probe())
+    reg.add(ModuleExports("ctxmod", pv_contexts=[("request", lambda ctx: other.get("req"))]))
+    compiled = compile_script(parse_text(
+        "route { $var(a) = $(<request>rm); $var(b) = $(<request>ru{uri.user}); }", "t.cfg"), reg)
+    rt = Runtime(transport=RecordingTransport())
+    ctx = MsgContext(rt, parse_message(REPLY))
+    compiled.routes.run("request", None, ctx)
+    assert rt.script_vars == {"a": 0, "b": 0}  # no such message: null (a $var stores 0)
+    other["req"] = MsgContext(rt, parse_message(INVITE))
+    compiled.routes.run("request", None, ctx)
+    assert rt.script_vars["a"] == "INVITE" and rt.script_vars["b"] == "alice"
+
+
+def test_unknown_pv_context() -> None:
+    (_, _, msg), = errors_of("route { $var(a) = $(<request>rm); }")
+    assert "unknown context <request>" in msg and "tm" in msg

@@ -115,3 +115,11 @@ def test_transformations_chain_with_pv_parameter() -> None:
     assert v["l"] == 5
     assert v["v"] == "2"
     assert v["bad"] == "keep"
+
+
+def test_sl_reply_error_after_too_many_branches() -> None:
+    appends = "".join(f'append_branch("sip:u{i}@example.net");' for i in range(12))
+    r = ScriptRunner(f"route {{ {appends} sl_reply_error(); }}", modules=["sl"])
+    r.request(INVITE, src=("10.0.0.1", 5060))
+    (text,) = r.sent_text
+    assert text.startswith("SIP/2.0 500 Forking capacity exceeded (12/SL)\r\n")

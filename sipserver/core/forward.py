@@ -243,7 +243,7 @@ def build_forwarded(ctx: MsgContext, sock: Any, proto: str) -> bytes:
     """
     msg = ctx.msg
     lumps = msg.lumps
-    saved = _checkpoint(lumps)
+    saved = lumps.checkpoint()
     try:
         if ctx.path:
             _insert_path(ctx, ctx.path)
@@ -256,20 +256,4 @@ def build_forwarded(ctx: MsgContext, sock: Any, proto: str) -> bytes:
             lumps.set_ruri(ctx.new_uri)
         return msg.build()
     finally:
-        _rollback(lumps, saved)
-
-
-# The Lumps class has no public save/restore yet; these two keep the
-# forwarding lumps from outliving one build.  (Candidates for lumps.py.)
-
-def _checkpoint(lumps: Any) -> tuple[Any, ...]:
-    return list(lumps._ops), lumps._seq, lumps.new_ruri, lumps.new_body
-
-
-def _rollback(lumps: Any, saved: tuple[Any, ...]) -> None:
-    ops, seq, new_ruri, new_body = saved
-    lumps._ops = ops
-    lumps._seq = seq
-    lumps.new_ruri = new_ruri
-    lumps.new_body = new_body
-
+        lumps.rollback(saved)

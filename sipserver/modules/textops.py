@@ -1061,22 +1061,6 @@ class _Stream:
     on_hold: bool = False
 
 
-class _LiveText(str):
-    """The text of the lump over one m= payload list; later codec_* calls
-    on the same message edit it (1.6 keeps one lump per m= line and edits
-    it in place). Lumps read it through `encode`."""
-
-    value: str
-
-    def __new__(cls, value: str) -> _LiveText:
-        obj = super().__new__(cls, value)
-        obj.value = value
-        return obj
-
-    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:  # type: ignore[override]
-        return self.value.encode(encoding, errors)
-
-
 def _lines(text: str, start: int, end: int) -> list[tuple[int, int, int]]:
     """(line start, content end without CR/LF, end incl. the newline)."""
     out = []
@@ -1188,7 +1172,7 @@ _CODEC_STATE = "textops.codecs"
 FIND, DELETE, ADD_TO_FRONT, ADD_TO_BACK = range(4)
 
 
-def _codec_state(msg: SipMsg) -> tuple[list[_Stream], dict[int, _LiveText]] | None:
+def _codec_state(msg: SipMsg) -> tuple[list[_Stream], dict[int, tuple[int, str]]] | None:
     state = msg._cache.get(_CODEC_STATE)
     if state is None:
         streams = sdp_streams(msg)
@@ -1214,8 +1198,8 @@ def _codec_op(
     streams, live = state
     found = False
     for idx, stream in enumerate(streams):
-        lump = live.get(idx)
-        value = lump.value if lump is not None else msg.text[stream.span[0] : stream.span[1]]
+        lump = live.get(idx)  # (lump handle, its current text)
+        value = lump[1] if lump is not None else msg.text[stream.span[0] : stream.span[1]]
         kept: list[str] = []
         moved: list[str] = []
         hits = 0
@@ -1245,11 +1229,12 @@ def _codec_op(
             continue
         # One space between formats (1.6 could leave a trailing or double one).
         new = " ".join(moved + kept if op == ADD_TO_FRONT else kept + moved)
+        # 1.6 keeps one lump per m= line and edits it on later codec calls
         if lump is None:
-            lump = _LiveText(new)
-            live[idx] = lump
-            msg.lumps.replace(stream.span[0], stream.span[1], lump)
-        lump.value = new
+            live[idx] = (msg.lumps.replace(stream.span[0], stream.span[1], new), new)
+        else:
+            msg.lumps.update(lump[0], new)
+            live[idx] = (lump[0], new)
     return 1 if found else -1
 
 

@@ -40,18 +40,47 @@ class Lumps:
 
     # ------------------------------------------------------------ primitives
 
-    def replace(self, start: int, end: int, text: str) -> None:
-        """Replace the original text[start:end] by `text`."""
+    def replace(self, start: int, end: int, text: str) -> int:
+        """Replace the original text[start:end] by `text`.
+
+        Returns a handle for `update` (a later change of the same lump,
+        as 1.6's codec functions edit the lump over one m= line).
+        """
         if not 0 <= start <= end <= len(self.msg.text):
             raise ParseError(f"lump out of range: {start}..{end}")
         self._ops.append((start, end, self._seq, text))
         self._seq += 1
+        return self._seq - 1
 
-    def insert(self, offset: int, text: str) -> None:
-        self.replace(offset, offset, text)
+    def update(self, handle: int, text: str) -> None:
+        """Give the change `replace` returned `handle` for a new text."""
+        for i, (start, end, seq, _) in enumerate(self._ops):
+            if seq == handle:
+                self._ops[i] = (start, end, seq, text)
+                return
+        raise KeyError(f"no lump {handle}")
 
-    def delete(self, start: int, end: int) -> None:
-        self.replace(start, end, "")
+    def checkpoint(self) -> tuple[object, ...]:
+        """A mark to `rollback` to: changes made after it can be undone.
+
+        Forwarding adds its Via and R-URI for one build only; the script's
+        own changes must survive for the next branch.
+        """
+        return (len(self._ops), self._seq, self.new_ruri, self.new_body)
+
+    def rollback(self, mark: tuple[object, ...]) -> None:
+        """Undo every change recorded after `checkpoint` returned `mark`."""
+        n_ops, seq, new_ruri, new_body = mark
+        del self._ops[n_ops:]  # type: ignore[misc]
+        self._seq = seq  # type: ignore[assignment]
+        self.new_ruri = new_ruri  # type: ignore[assignment]
+        self.new_body = new_body  # type: ignore[assignment]
+
+    def insert(self, offset: int, text: str) -> int:
+        return self.replace(offset, offset, text)
+
+    def delete(self, start: int, end: int) -> int:
+        return self.replace(start, end, "")
 
     # ------------------------------------------------------------ headers
 

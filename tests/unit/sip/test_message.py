@@ -265,3 +265,17 @@ def test_header_names_must_be_ascii_tokens() -> None:
             parse_message(base + bad + b"\r\n")
     ok = parse_message(base + b"X-A.b!%*_+`'~: 1\r\nMax-Forwards  : 5\r\n\r\n")
     assert ok.max_forwards == 5 and ok.header_value("x-a.b!%*_+`'~") == "1"
+
+
+def test_lump_update_and_rollback() -> None:
+    m = parse_message(INVITE)
+    handle = m.lumps.insert(m.headers_end, "X-A: 1\r\n")
+    m.lumps.update(handle, "X-A: 2\r\n")
+    mark = m.lumps.checkpoint()
+    m.lumps.add_header("X-B: 1")
+    m.lumps.set_ruri("sip:other@example.net")
+    built = m.build()
+    assert b"X-A: 2\r\nX-B: 1\r\n" in built and built.startswith(b"INVITE sip:other@example.net ")
+    m.lumps.rollback(mark)
+    built = m.build()
+    assert b"X-A: 2\r\n" in built and b"X-B" not in built and b"other@" not in built

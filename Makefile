@@ -28,6 +28,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/parse.py
+	$(PY) bench/script.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

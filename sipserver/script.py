@@ -10,6 +10,7 @@ import ipaddress
 import os
 from typing import Any
 
+from .core.blacklist import BlacklistRule
 from .core.exports import Registry
 from .core.modload import ModuleError, load_module, set_modparam
 from .core.runtime import DEFAULT_PORTS, Alias, SocketInfo
@@ -17,9 +18,11 @@ from .lang import ast
 from .lang.compiler import CompiledScript, compile_script, config_from_script
 from .lang.errors import CfgError, ErrorItem, format_error
 from .lang.parser import parse_file, parse_text
+from .lang.values import network
 
 __all__ = [
     "aliases_from_config",
+    "blacklists_from_config",
     "check_file",
     "compile_cfg",
     "load_modules",
@@ -75,6 +78,21 @@ def sockets_from_config(config: dict[str, Any]) -> list[SocketInfo]:
             adv = _host_text(sock.adv_host) if sock.adv_host is not None else None
             adv_port = sock.adv_port if sock.adv_host is not None else None
             out.append(SocketInfo(proto, host, port, adv, adv_port or (5060 if adv else None)))
+    return out
+
+
+def blacklists_from_config(config: dict[str, Any]) -> dict[str, list[BlacklistRule]]:
+    """`dst_blacklist` definitions as rule lists by name."""
+    out: dict[str, list[BlacklistRule]] = {}
+    for bl in config.get("dst_blacklist", []):
+        rules = out.setdefault(bl.name, [])
+        for r in bl.rules:
+            if r.net.bits >= 0:
+                net: Any = ipaddress.ip_network(f"{r.net.ip.addr}/{r.net.bits}", strict=False)
+            else:
+                net = network(r.net)
+            proto = None if r.proto in ("any", "") else r.proto
+            rules.append(BlacklistRule(proto, net, r.port, r.pattern, r.negate))
     return out
 
 

@@ -19,7 +19,12 @@ from .core.exports import REQUEST_ROUTE
 from .core.routes import KIND_TYPES
 from .core.runtime import RecordingTransport, Runtime, SocketInfo
 from .lang.compiler import CompiledScript
-from .script import aliases_from_config, load_script_text, sockets_from_config
+from .script import (
+    aliases_from_config,
+    blacklists_from_config,
+    load_script_text,
+    sockets_from_config,
+)
 from .sip.message import SipMsg, dummy_request, parse_message
 
 __all__ = ["ScriptRunner"]
@@ -49,6 +54,7 @@ class ScriptRunner:
         )
         self.rt.debug = 4
         self.rt.routes = self.compiled.routes
+        self.rt.blacklists = blacklists_from_config(config)
         for mod in self.compiled.registry.modules.values():
             if mod.exports.mod_init is not None:
                 mod.exports.mod_init(mod)

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 from ..sip.builders import add_received_lumps, add_via, make_branch, make_via
 from ..sip.errors import ParseError
 from ..sip.uri import parse_uri
+from .blacklist import is_blocked
+from .reply import E_IP_BLOCKED, E_SEND
 from .runtime import L_DBG, L_ERR, PROTO_IDS
 
 if TYPE_CHECKING:
@@ -169,9 +171,15 @@ def forward_request(ctx: MsgContext, dest: Dest | None = None) -> int:
         data = built.get(key)
         if data is None:
             data = built[key] = build_forwarded(ctx, sock, addr.proto)
+        if ctx.blacklists and is_blocked(rt.blacklists, ctx.blacklists, addr.proto, addr.ip,
+                                         addr.port, data):
+            rt.log(L_DBG, f"forward: {addr.proto}:{addr.ip}:{addr.port} blocked by blacklists")
+            ctx.ser_error = E_IP_BLOCKED
+            continue
         if transport.send(sock, addr, data):
             rt.log(L_DBG, f"forward: sent {len(data)} bytes to {addr.proto}:{addr.ip}:{addr.port}")
             return 1
+        ctx.ser_error = E_SEND
         rt.log(L_ERR, f"forward: sending to {addr.proto}:{addr.ip}:{addr.port} failed")
     return E_FWD_FAILED
 

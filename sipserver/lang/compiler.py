@@ -478,7 +478,7 @@ class Compiler:
             compiler = self.core_actions.get(node.name)
             if compiler is None:
                 raise CompileError(f"core function {node.written}() is not implemented")
-            return compiler(node, self.env)
+            return _guarded_call(compiler(node, self.env), (), node.written, node.where)
         except CompileError as e:
             prefix = f"{node.written}(): "
             msg = e.message if e.message.startswith(prefix) or not node.core else prefix + e.message

@@ -123,3 +123,43 @@ def test_sl_reply_error_after_too_many_branches() -> None:
     r.request(INVITE, src=("10.0.0.1", 5060))
     (text,) = r.sent_text
     assert text.startswith("SIP/2.0 500 Forking capacity exceeded (12/SL)\r\n")
+
+
+BLACKLIST_CFG = """
+dst_blacklist = gw: { (udp, 192.0.2.0/24, 0, ""), (any, 198.51.100.7, 5060, "INVITE*") }
+route {
+    if ($var(use) == 1) use_blacklist("gw");
+    $du = $var(dest);
+    forward();
+    $var(rc) = $rc;
+}
+"""
+
+
+@pytest.mark.parametrize(("use", "dest", "sent"), [
+    (0, "sip:192.0.2.5", True),            # list not enabled for this message
+    (1, "sip:192.0.2.5", False),           # udp + network match
+    (1, "sip:192.0.2.5;transport=tcp", True),  # protocol differs
+    (1, "sip:198.51.100.7", False),        # port and pattern match
+    (1, "sip:198.51.100.7:5070", True),    # port differs
+])
+def test_dst_blacklist_blocks_forward(use: int, dest: str, sent: bool) -> None:
+    cfg = BLACKLIST_CFG.replace("route {", f'route {{ $var(use) = {use}; $var(dest) = "{dest}";')
+    r = ScriptRunner(cfg)
+    r.request(INVITE, src=("10.0.0.1", 5060))
+    assert bool(r.sent) == sent
+    assert (r.rt.script_vars["rc"] == 1) == sent
+
+
+@pytest.mark.parametrize(("aliases", "ruri", "mine"), [
+    ("alias=example.com", "sip:alice@EXAMPLE.com", True),          # any port, any case
+    ("alias=example.com:5070", "sip:alice@example.com", False),    # 5060 implied
+    ("alias=example.com:5070", "sip:alice@example.com:5070", True),
+    ("", "sip:alice@127.0.0.1", True),                            # the listen address
+    ("", "sip:alice@127.0.0.1:5062", False),
+])
+def test_uri_myself_with_aliases(aliases: str, ruri: str, mine: bool) -> None:
+    r = ScriptRunner(f'listen=udp:127.0.0.1:5060\n{aliases}\nroute {{ $ru = "{ruri}"; '
+                     'if (uri == myself) $var(m) = 1; else $var(m) = 2; }')
+    r.request(INVITE)
+    assert r.rt.script_vars["m"] == (1 if mine else 2)

@@ -98,35 +98,31 @@ class CacheBackend(Protocol):
     def remove(self, name: str) -> bool: ...
 
 
-# 1.6 core parameter defaults (spec section 5) for what the runtime reads.
+# 1.6 core parameter defaults (spec section 5); a script's values override them.
+# None means "not set" (the OS, resolver or library default applies).
 CORE_DEFAULTS: dict[str, Any] = {
-    "debug": L_NOTICE,
-    "fork": 1,
-    "log_stderror": 0,
-    "log_facility": "LOG_DAEMON",
-    "log_name": "sipserver",
-    "port": 5060,
-    "children": 8,
-    "max_while_loops": 100,
+    "debug": L_NOTICE, "fork": 1, "log_stderror": 0, "log_facility": "LOG_DAEMON",
+    "log_name": "sipserver", "avp_aliases": None, "auto_aliases": 1,
+    "dns": 0, "rev_dns": 0, "dns_try_ipv6": 0, "dns_retr_time": None, "dns_retr_no": None,
+    "dns_servers_no": None, "dns_use_search_list": 1, "port": 5060, "maxbuffer": 262144,
+    "children": 8, "check_via": 0, "memlog": 14, "memdump": 14, "sip_warning": 0,
     "server_signature": 1,
     "server_header": "Server: OpenSIPS (1.6.4-notls (x86_64/linux))",
     "user_agent_header": "User-Agent: OpenSIPS (1.6.4-notls (x86_64/linux))",
-    "sip_warning": 0,
-    "dns": 0,
-    "rev_dns": 0,
-    "dns_try_ipv6": 0,
-    "check_via": 0,
-    "disable_tcp": 0,
-    "disable_tls": 1,
-    "tls_port_no": 5061,
-    "tcp_connection_lifetime": 120,
-    "advertised_address": None,
-    "advertised_port": None,
-    "xlog_buf_size": 4096,
-    "xlog_force_color": 0,
-    "disable_503_translation": 0,
-    "db_version_table": "version",
-    "auto_aliases": 1,
+    "user": None, "group": None, "chroot": None, "workdir": None, "mhomed": 0,
+    "disable_tcp": 0, "tcp_children": None, "tcp_accept_aliases": 0, "tcp_send_timeout": 10,
+    "tcp_connect_timeout": 10, "tcp_connection_lifetime": 120, "tcp_poll_method": None,
+    "tcp_max_connections": 2048, "tcp_crlf_pingpong": 1,
+    "disable_tls": 1, "tls_port_no": 5061, "tls_method": "SSLv23", "tls_verify_client": 1,
+    "tls_verify_server": 1, "tls_require_client_certificate": 1, "tls_certificate": None,
+    "tls_private_key": None, "tls_ca_list": None, "tls_ciphers_list": None,
+    "tls_handshake_timeout": 30, "tls_send_timeout": 30, "tls_client_domain_avp": 0,
+    "advertised_address": None, "advertised_port": None, "disable_core_dump": 0,
+    "open_files_limit": -1, "mcast_loopback": 0, "mcast_ttl": None, "tos": 0x10,
+    "disable_dns_failover": 0, "disable_dns_blacklist": 1, "max_while_loops": 100,
+    "disable_stateless_fwd": None, "db_version_table": "version",
+    "disable_503_translation": 0, "xlog_buf_size": 4096, "xlog_force_color": 0,
+    "mpath": None,
 }
 
 

@@ -315,3 +315,4 @@ def test_send_to_failover() -> None:
     ctx = make_ctx(transport=t)
     assert send_to(ctx, (None, "h", 5070)) == 1
     assert t.attempts == ["10.9.0.1", "10.9.0.2"]
+

@@ -83,6 +83,34 @@ class MICmdExport:
 
 
 @dataclass(frozen=True, slots=True)
+class StatExport:
+    """A statistic a module keeps (1.6 stat_export_t), in the `MODULE` group.
+
+    `no_reset` stats ignore reset_statistics; `func(module) -> int`, when
+    given, computes the value on read instead of keeping a counter.
+    """
+
+    name: str
+    no_reset: bool = False
+    func: Callable[[Any], int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProcExport:
+    """Extra processes a module needs (1.6 proc_export_t: mi_fifo, mi_datagram, ...).
+
+    The master forks `count` of them after mod_init; each runs
+    `run(module, rank)` after child_init, with the process title `name`,
+    until it is told to stop (SIGTERM). `count` may be a function of the
+    module (its parameters decide).
+    """
+
+    name: str
+    run: Callable[[Any, int], None]
+    count: int | Callable[[Any], int] = 1
+
+
+@dataclass(frozen=True, slots=True)
 class PVarExport:
     """A pseudo-variable a module adds ($T_reply_code, $DLG_status, ...).
 
@@ -115,6 +143,8 @@ class ModuleExports:
     # `$(<name>pv)` contexts: name -> resolver(ctx) giving the context of
     # another message (tm: <request>, <reply>), or None when there is none
     pv_contexts: Sequence[tuple[str, Callable[[Any], Any]]] = ()
+    stats: Sequence[StatExport] = ()
+    procs: Sequence[ProcExport] = ()
     deps: Sequence[str] = ()
     # mod_init(module) runs in the master after the script is compiled;
     # child_init(module, rank) in every child after the fork; destroy at exit.

@@ -161,6 +161,7 @@ class LoadedModule:
     path: str = ""
     params: dict[str, Any] = field(default_factory=dict)
     state: Any = None
+    rt: Any = None  # this process's Runtime, set before mod_init (stats, shm, MI, log)
 
     @property
     def name(self) -> str:

@@ -167,6 +167,13 @@ class Runtime:
         self.script_vars: dict[str, int | str] = {}  # $var(...)
         self.routes: Any = None  # the compiled RouteTable
         self.caches: dict[str, CacheBackend] = {}
+        # shared-memory objects made by the master before forking (sipserver/shm,
+        # core/stats.py): `shm` the segment, `stats`, `procs` the process table
+        self.shm: Any = None
+        self.stats: Any = None
+        self.procs: Any = None
+        self.mi: Any = None  # the MI command registry (sipserver/mi)
+        self.rank = 0  # this process's rank (0 = master/attendant)
         self.blacklists: dict[str, Any] = {}
         self.start_time = int(time.time())
         self.msg_counter = 0

@@ -29,7 +29,7 @@ from ..sip.builders import add_received_lumps, add_via, make_branch, make_via
 from ..sip.errors import ParseError
 from ..sip.uri import parse_uri
 from .blacklist import is_blocked
-from .reply import E_IP_BLOCKED, E_SEND
+from .errors import E_BAD_ADDRESS, E_BAD_URI, E_FWD_FAILED, E_IP_BLOCKED, E_SEND
 from .runtime import L_DBG, L_ERR, PROTO_IDS
 
 if TYPE_CHECKING:
@@ -47,9 +47,6 @@ __all__ = [
     "send_to",
 ]
 
-E_FWD_FAILED = -1  # no socket for the destination, or every send failed
-E_BAD_URI = -475  # the next-hop URI does not parse (1.6's E_BAD_URI)
-E_BAD_ADDRESS = -476  # the next hop does not resolve (1.6's E_BAD_ADDRESS)
 
 SIP_PORT = 5060
 

@@ -22,41 +22,29 @@ from typing import TYPE_CHECKING, Any
 
 from ..sip.builders import build_reply, format_ip
 from ..sip.errors import ParseError
+from .errors import (
+    E_BAD_ADDRESS,
+    E_BAD_REQ,
+    E_BAD_TO,
+    E_BAD_TUPEL,
+    E_BAD_URI,
+    E_EXEC,
+    E_IP_BLOCKED,
+    E_Q_DEC_MISSING,
+    E_Q_EMPTY,
+    E_Q_INV_CHAR,
+    E_Q_TOO_BIG,
+    E_SEND,
+    E_TOO_MANY_BRANCHES,
+)
 from .runtime import L_DBG, L_ERR, Destination
 
 if TYPE_CHECKING:
     from ..sip.headers import Via
     from .context import MsgContext
 
-# ---------------------------------------------------------------- 1.6 error codes
+# The error codes live in core/errors.py; err2reason below maps them to replies.
 
-# The core's internal error codes (1.6 error.h): an action that fails leaves
-# one of these behind; sl_reply_error() turns it into a SIP reply.
-E_UNSPEC = -1
-E_OUT_OF_MEM = -2
-E_BAD_RE = -3
-E_BUG = -5
-E_CFG = -6
-E_NO_SOCKET = -7
-E_BAD_VIA = -8
-E_BAD_TUPEL = -9
-E_SCRIPT = -10
-E_EXEC = -11
-E_TOO_MANY_BRANCHES = -12
-E_BAD_TO = -13
-E_INVALID_PARAMS = -14
-E_Q_INV_CHAR = -15
-E_Q_EMPTY = -16
-E_Q_TOO_BIG = -17
-E_Q_DEC_MISSING = -18
-E_NO_DESTINATION = -19
-E_IP_BLOCKED = -473
-E_BAD_PROTO = -474
-E_BAD_URI = -475
-E_BAD_ADDRESS = -476
-E_SEND = -477
-E_BAD_REQ = -400
-E_BAD_SERVER = -500
 
 # ser error -> (reason text, SIP code); None = the code is -ser_error itself.
 _ERR_REASONS: dict[int, tuple[str, int | None]] = {

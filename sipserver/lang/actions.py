@@ -29,9 +29,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..core.context import MAX_BRANCHES, MAX_FLAG, Branch
+from ..core.errors import E_TOO_MANY_BRANCHES
 from ..core.exports import FAILURE_ROUTE, REQUEST_ROUTE
 from ..core.forward import Dest, forward_request, parse_phostport, send_to
-from ..core.reply import E_TOO_MANY_BRANCHES
 from ..core.runtime import L_ALERT, L_CRIT, L_DBG, L_ERR, L_INFO, L_NOTICE, L_WARN
 from ..sip.errors import ParseError
 from ..sip.uri import parse_uri

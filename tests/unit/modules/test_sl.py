@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from sipserver.core import reply
+from sipserver.core import errors, reply
 from sipserver.core.context import MsgContext
 from sipserver.core.exports import ERROR_ROUTE, REQUEST_ROUTE, FixupError, Registry
 from sipserver.core.modload import load_module
@@ -188,16 +188,16 @@ def test_sl_reply_error() -> None:
     assert call(ctx, sl.exports, "sl_reply_error") == 1
     assert sent(ctx)[0][2].startswith(b"SIP/2.0 500 Server error occurred (1/SL)\r\n")
     ctx2 = _ErrCtx(ctx.rt, parse_message(wire(INVITE)), src_ip="198.51.100.7", src_port=1, rcv=ctx.rcv)
-    ctx2.ser_error = reply.E_BAD_URI
+    ctx2.ser_error = errors.E_BAD_URI
     assert call(ctx2, sl.exports, "sl_reply_error") == 1
     assert sent(ctx)[1][2].startswith(b"SIP/2.0 475 Bad URI (475/SL)\r\n")
 
 
 def test_err2reason() -> None:
-    assert err2reason(reply.E_BAD_TO) == (400, "Bad To (13/SL)")
-    assert err2reason(reply.E_TOO_MANY_BRANCHES) == (500, "Forking capacity exceeded (12/SL)")
-    assert err2reason(reply.E_SEND) == (477, "Send failed (477/SL)")
-    assert err2reason(reply.E_OUT_OF_MEM) == (500, "Server error occurred (2/SL)")
+    assert err2reason(errors.E_BAD_TO) == (400, "Bad To (13/SL)")
+    assert err2reason(errors.E_TOO_MANY_BRANCHES) == (500, "Forking capacity exceeded (12/SL)")
+    assert err2reason(errors.E_SEND) == (477, "Send failed (477/SL)")
+    assert err2reason(errors.E_OUT_OF_MEM) == (500, "Server error occurred (2/SL)")
 
 
 def test_ack_to_our_reply_is_absorbed() -> None:

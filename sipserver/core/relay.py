@@ -1,0 +1,64 @@
+"""Stateless reply relaying (1.6 forward_reply): back along the second Via.
+
+A reply that no transaction claims goes to the sender named by its second
+Via: the `received` address if the previous hop set one, else the sent-by
+host; the `rport` value if filled in, else the sent-by port, else 5060
+(RFC 3261 18.2.2, RFC 3581). Our own Via, on top, is removed first.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..sip.builders import remove_top_via
+from ..sip.errors import ParseError
+from .errors import E_BAD_VIA, E_SEND
+from .runtime import DEFAULT_PORTS, L_DBG, L_ERR, Destination
+
+if TYPE_CHECKING:
+    from .context import MsgContext
+
+__all__ = ["forward_reply", "reply_destination"]
+
+
+def reply_destination(via: object) -> Destination:
+    """Where a response for this Via goes (received/rport/sent-by/maddr-less)."""
+    transport = (getattr(via, "transport", "UDP") or "UDP").lower()
+    host = getattr(via, "received", None) or via.host  # type: ignore[attr-defined]
+    rport = getattr(via, "rport", None)
+    if rport:
+        port = int(rport)
+    else:
+        port = via.port or DEFAULT_PORTS.get(transport, 5060)  # type: ignore[attr-defined]
+    return Destination(transport, host.strip("[]"), port)
+
+
+def forward_reply(ctx: MsgContext) -> int:
+    """Relay a reply statelessly; 1 when sent, negative when dropped."""
+    rt = ctx.rt
+    msg = ctx.msg
+    try:
+        via2 = msg.via2
+    except ParseError as e:
+        rt.log(L_ERR, f"reply relay: bad Via: {e}")
+        return E_BAD_VIA
+    if via2 is None:
+        rt.log(L_DBG, "reply relay: no second Via, the reply is for us; dropped")
+        return E_BAD_VIA
+    if rt.config.get("check_via"):
+        top = msg.via1
+        if not rt.is_myself(top.host, top.port or 5060):
+            rt.log(L_ERR, f"reply relay: top Via {top.sent_by} is not ours; dropped")
+            return E_BAD_VIA
+    dest = reply_destination(via2)
+    transport = rt.transport
+    sock = transport.choose_socket(dest, None) if transport is not None else None
+    if sock is None:
+        rt.log(L_ERR, f"reply relay: no socket for {dest.proto}:{dest.ip}")
+        return E_SEND
+    remove_top_via(msg)
+    data = msg.build()
+    if not transport.send(sock, dest, data):
+        rt.log(L_ERR, f"reply relay: sending to {dest.proto}:{dest.ip}:{dest.port} failed")
+        return E_SEND
+    return 1

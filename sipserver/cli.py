@@ -47,6 +47,7 @@ Options:
     -g gid       Change gid
     -P file      Create a pid file
     -G file      Create a pgid file
+    -o name=val  Set a script argument, read with $argv(name)
 Command-line options override the same settings in the configuration file.
 """
 
@@ -78,6 +79,7 @@ class Options:
     group: str | None = None
     pid_file: str | None = None
     pgid_file: str | None = None
+    argv: dict[str, str] = field(default_factory=dict)
 
 
 class UsageError(Exception):
@@ -143,7 +145,10 @@ def parse_args(argv: list[str]) -> Options | str:
         elif c == "S":
             pass  # SCTP is not supported; 1.6 accepted -S only when built with it
         elif c == "o":
-            raise UsageError("-o is not supported (1.6 kept it for debugging builds)")
+            name, sep, val = value.partition("=")
+            if not sep or not name:
+                raise UsageError(f"-o takes name=value (got {value!r})")
+            o.argv[name] = val
         else:
             attr, kind = _OPTION_TABLE[c]
             if kind == "flag":
@@ -174,19 +179,46 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(opts: Options) -> int:
     """Check the configuration, or start the server."""
-    from .script import check_file
+    from .lang.errors import CfgError
+    from .script import check_file, load_script
+    from .server import ServerOptions, StartupError, run_server
 
-    errors, warnings = check_file(opts.cfg_file)
-    for line in errors + warnings:
-        print(line, file=sys.stderr)
-    if errors:
-        print(f"{opts.cfg_file}: {len(errors)} error(s) in the configuration", file=sys.stderr)
-        return 1
     if opts.check_only:
+        errors, warnings = check_file(opts.cfg_file)
+        for line in errors + warnings:
+            print(line, file=sys.stderr)
+        if errors:
+            print(f"{opts.cfg_file}: {len(errors)} error(s) in the configuration",
+                  file=sys.stderr)
+            return 1
         print(f"{opts.cfg_file}: config file ok, exiting...", file=sys.stderr)
         return 0
-    print("sipserver: the server processes are not built yet (issue #4)", file=sys.stderr)
-    return 2
+    try:
+        compiled = load_script(opts.cfg_file)
+    except CfgError as e:
+        print(str(e), file=sys.stderr)
+        print(f"{opts.cfg_file}: {len(e.errors)} error(s) in the configuration, not starting",
+              file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"{opts.cfg_file}: cannot read the configuration file: {e.strerror or e}",
+              file=sys.stderr)
+        return 1
+    for w in compiled.warnings:
+        print(w, file=sys.stderr)
+    so = ServerOptions(
+        listen=opts.listen, children=opts.children, tcp_children=opts.tcp_children,
+        debug_bump=opts.debug_level or 0, foreground=opts.foreground, no_fork=opts.no_daemon,
+        log_stderr=opts.log_stderr, disable_tcp=opts.disable_tcp, dns=opts.dns,
+        rev_dns=opts.rev_dns, check_via=opts.check_via, maxbuffer=opts.maxbuffer,
+        shm_mb=opts.shm_mb, workdir=opts.workdir, chroot=opts.chroot, user=opts.user,
+        group=opts.group, pid_file=opts.pid_file, pgid_file=opts.pgid_file, argv=opts.argv,
+    )
+    try:
+        return run_server(compiled, so)
+    except StartupError as e:
+        print(f"sipserver: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -174,6 +174,13 @@ class Runtime:
         self.procs: Any = None
         self.mi: Any = None  # the MI command registry (sipserver/mi)
         self.rank = 0  # this process's rank (0 = master/attendant)
+        # hooks modules install in mod_init: callbacks run before the script
+        # on every request (False drops it; sl's ACK filter), the reply
+        # matcher of tm (True = the reply belonged to a transaction), and
+        # functions the timer process runs every `interval` seconds
+        self.pre_script: list[Callable[[Any], bool]] = []
+        self.reply_hook: Callable[[Any], bool] | None = None
+        self.timers: list[tuple[str, float, Callable[[], None]]] = []
         self.blacklists: dict[str, Any] = {}
         self.start_time = int(time.time())
         self.msg_counter = 0
@@ -216,6 +223,10 @@ class Runtime:
             if a.host.strip("[]").lower() == h and (not a.port or not want_port or a.port == want_port):
                 return True
         return False
+
+    def register_timer(self, name: str, interval: float, fn: Callable[[], None]) -> None:
+        """Run `fn` every `interval` seconds in the timer process (call before fork)."""
+        self.timers.append((name, interval, fn))
 
     def next_msg_id(self) -> int:
         self.msg_counter += 1

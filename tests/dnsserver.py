@@ -103,7 +103,7 @@ class DnsTestServer:
         while not self._stop.is_set():
             try:
                 data, peer = self._sock.recvfrom(4096)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -114,7 +114,7 @@ class DnsTestServer:
             reply = self._answer(query)
             if reply is not None:
                 try:
-                    self._sock.sendto(reply.to_wire(), peer)
+                    self._sock.sendto(reply.to_wire(want_shuffle=False), peer)
                 except OSError:
                     return
 

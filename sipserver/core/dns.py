@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -122,28 +123,27 @@ def ip_literal(host: str) -> str | None:
     """The address when `host` is an IP literal (IPv6 optionally in brackets), else None.
 
     IPv6 comes back compressed and without brackets, the form socket code and
-    Destination use. Cheap on purpose: it runs for every forwarded message.
+    Destination use. Cheap on purpose (inet_pton, no ipaddress objects): it
+    runs for every forwarded message.
     """
     if not host:
         return None
     if host[0] == "[":
         if host[-1] != "]":
             return None
-        try:
-            return str(ipaddress.IPv6Address(host[1:-1]))
-        except ValueError:
+        host = host[1:-1]
+    elif ":" not in host:
+        if not host[-1].isdigit():
             return None
-    if ":" in host:
         try:
-            return str(ipaddress.IPv6Address(host))
-        except ValueError:
+            socket.inet_pton(socket.AF_INET, host)
+        except (OSError, ValueError):
             return None
-    if host[-1].isdigit():
-        try:
-            return str(ipaddress.IPv4Address(host))
-        except ValueError:
-            return None
-    return None
+        return host
+    try:
+        return socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, host))
+    except (OSError, ValueError):
+        return None
 
 
 def order_srv(records: Iterable[SrvRecord], rng: Any = random) -> list[SrvRecord]:
@@ -550,7 +550,7 @@ class SipResolver:
             return
         cache = self._cache
         if len(cache) >= self.max_entries:
-            for k in [k for k, v in cache.items() if v[0] <= now]:
+            for k in [k for k, v in list(cache.items()) if v[0] <= now]:
                 del cache[k]
             if len(cache) >= self.max_entries:
                 # still full: drop the oldest quarter (dicts keep insertion order)

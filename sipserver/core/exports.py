@@ -75,11 +75,27 @@ class CmdExport:
 
 @dataclass(frozen=True, slots=True)
 class MICmdExport:
-    """An MI command: `handler(module, args) -> MI tree`."""
+    """An MI command (1.6 mi_export_t), served by mi_fifo, mi_datagram, mi_http.
+
+    `handler(args, rt, module) -> MIReply | None`: `args` is the list of
+    `sipserver.mi.tree.MINodeArg` (flat, in order), `rt` the Runtime of the
+    MI process, `module` the LoadedModule exporting the command (None for
+    core commands). Returning None means "command failed" (the transport
+    answers `500 command '<cmd>' failed`); a handler that raises is logged
+    and treated the same way.
+
+    `no_input` (1.6 MI_NO_INPUT_FLAG): argument lines are read and dropped.
+    `no_reply`: the text transports write nothing back (1.6 `kill`, whose
+    process dies before it answers). `params`: the OpenSIPS 3.x names of the
+    arguments, in order, so JSON-RPC named parameters map to positions
+    (a list value becomes one argument per element).
+    """
 
     name: str
     handler: Callable[..., Any]
+    no_input: bool = False
     no_reply: bool = False
+    params: Sequence[str] = ()
 
 
 @dataclass(frozen=True, slots=True)

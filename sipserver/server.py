@@ -169,12 +169,17 @@ def run_server(compiled: CompiledScript, o: ServerOptions) -> int:
               else syslog_sink(str(config.get("log_name") or "sipserver"),
                                str(config.get("log_facility") or "LOG_DAEMON")))
     sockets = build_sockets(compiled, config, o)
+    tcp_layer = _tcp_layer()
     for s in sockets:
-        if s.proto == "udp":
-            try:
+        try:
+            if s.proto == "udp":
                 bind_udp(s, int(config.get("maxbuffer") or 262144))
-            except BindError as e:
-                raise StartupError(str(e)) from None
+            elif s.proto == "tcp" and tcp_layer is not None:
+                tcp_layer.bind_tcp(s, config)
+        except BindError as e:
+            raise StartupError(str(e)) from None
+    if tcp_layer is None:
+        sockets = [s for s in sockets if s.proto != "tcp"]
     transport = NetTransport(sockets, try_ipv6=bool(config.get("dns_try_ipv6")))
     rt = Runtime(config=config, transport=transport, sockets=sockets,
                  aliases=aliases_from_config(compiled.config), logger=logger,

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .core.context import MsgContext
+from .core.dns import SipResolver
 from .core.logsink import stderr_sink, syslog_sink
 from .core.master import Master, daemonize
 from .core.receive import Receiver
@@ -180,7 +181,10 @@ def run_server(compiled: CompiledScript, o: ServerOptions) -> int:
             raise StartupError(str(e)) from None
     if tcp_layer is None:
         sockets = [s for s in sockets if s.proto != "tcp"]
-    transport = NetTransport(sockets, try_ipv6=bool(config.get("dns_try_ipv6")))
+    protos = tuple(sorted({s.proto for s in sockets}))
+    resolver = SipResolver.from_config(config, protos=protos)
+    transport = NetTransport(sockets, resolver=resolver,
+                             try_ipv6=bool(config.get("dns_try_ipv6")))
     rt = Runtime(config=config, transport=transport, sockets=sockets,
                  aliases=aliases_from_config(compiled.config), logger=logger,
                  registry=compiled.registry, argv=o.argv)

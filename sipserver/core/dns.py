@@ -389,9 +389,13 @@ class SipResolver:
         Only when the blacklist is enabled (``disable_dns_blacklist=no``);
         the entry expires after DNS_BLACKLIST_EXPIRE seconds, as in 1.6.
         """
-        if self.blacklist_enabled:
-            self._blacklist[(dest.proto, dest.ip, dest.port)] = (
-                self._clock() + DNS_BLACKLIST_EXPIRE)
+        if not self.blacklist_enabled:
+            return
+        now = self._clock()
+        if len(self._blacklist) >= 1024:
+            for key in [k for k, until in list(self._blacklist.items()) if until <= now]:
+                del self._blacklist[key]
+        self._blacklist[(dest.proto, dest.ip, dest.port)] = now + DNS_BLACKLIST_EXPIRE
 
     def is_blacklisted(self, dest: Destination) -> bool:
         """True while `dest` is in the automatic "dns" blacklist."""
@@ -510,7 +514,11 @@ class SipResolver:
         if entry is not None:
             if entry[0] > now:
                 self.cache_hits += 1
-                return entry[1] or ()
+                if entry[1] is None:
+                    self.last_error = (f"{name} {dns.rdatatype.to_text(rdtype)}: "
+                                       "not found (cached)")
+                    return ()
+                return entry[1]
             del self._cache[key]
         if walk.dead:
             return ()

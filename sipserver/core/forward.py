@@ -156,7 +156,8 @@ def forward_request(ctx: MsgContext, dest: Dest | None = None) -> int:
         return E_FWD_FAILED
     addresses = transport.resolve(host, port, proto, sips)
     if not addresses:
-        rt.log(L_ERR, f"forward: could not resolve hostname \"{host}\"")
+        why = getattr(getattr(transport, "resolver", None), "last_error", "") or ""
+        rt.log(L_ERR, f"forward: could not resolve hostname \"{host}\"{': ' + why if why else ''}")
         return E_BAD_ADDRESS
     built: dict[tuple[int, str], bytes] = {}
     for addr in addresses:

@@ -398,7 +398,9 @@ def test_negative_cache_nxdomain(srv, clock):
     assert r.resolve("nope.test", 5060, None) == []
     assert "no such domain" in r.last_error
     clock.t += 29
+    r.last_error = ""
     assert r.resolve("nope.test", 5060, None) == []
+    assert "nope.test" in r.last_error  # a cached failure still says why
     assert srv.count("nope.test", "A") == 1
     clock.t += 2
     r.resolve("nope.test", 5060, None)

@@ -160,7 +160,14 @@ def forward_request(ctx: MsgContext, dest: Dest | None = None) -> int:
         rt.log(L_ERR, f"forward: could not resolve hostname \"{host}\"{': ' + why if why else ''}")
         return E_BAD_ADDRESS
     built: dict[tuple[int, str], bytes] = {}
+    is_local = getattr(transport, "is_local", None)
     for addr in addresses:
+        if is_local is not None and is_local(addr):
+            # a stateless proxy sending to itself would loop until Max-Forwards runs out
+            rt.log(L_ERR, f"forward: {addr.proto}:{addr.ip}:{addr.port} is this server"
+                          " (forwarding loop); not sent")
+            ctx.ser_error = E_BAD_ADDRESS
+            continue
         sock = transport.choose_socket(addr, ctx.force_socket)
         if sock is None:
             rt.log(L_ERR, f"forward: no listening socket to send {addr.proto} to {addr.ip}")

@@ -174,3 +174,21 @@ def test_port_in_use_is_reported(tmp_path: Path) -> None:
         assert server.proc.wait(15) == 1
         assert "address already in use" in server.log()
         server.stop()
+
+
+def test_forwarding_to_ourselves_is_refused(tmp_path: Path) -> None:
+    cfg = PROXY_CFG.replace('rewritehostport("127.0.0.1:@UAS@");',
+                            'rewritehostport("127.0.0.1:@PORT@");')
+    server = SipServer(tmp_path, cfg).start()
+    try:
+        reply = udp_exchange(server.port, (
+            b"MESSAGE sip:x@example.com SIP/2.0\r\n"
+            b"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-loop;rport\r\n"
+            b"Max-Forwards: 70\r\n"
+            b"From: <sip:a@example.com>;tag=f\r\nTo: <sip:x@example.com>\r\n"
+            b"Call-ID: loop1\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n"), timeout=1.0)
+        assert reply is None
+        time.sleep(0.2)
+        assert server.log().count("forwarding loop") == 1
+    finally:
+        server.stop()

@@ -29,6 +29,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/parse.py
 	$(PY) bench/script.py
+	$(PY) bench/shm.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -24,14 +24,17 @@ from .core.context import MsgContext
 from .core.dns import SipResolver
 from .core.logsink import stderr_sink, syslog_sink
 from .core.master import Master, daemonize
+from .core.proctable import ProcessTable
 from .core.receive import Receiver
 from .core.runtime import DEFAULT_PORTS, L_ERR, L_NOTICE, Runtime, SocketInfo
+from .core.stats import Statistics
 from .core.timers import Timers
 from .lang.compiler import CompiledScript
 from .net.interfaces import interface_addresses, local_addresses
 from .net.transport import NetTransport
 from .net.udp import BindError, bind_udp, serve_udp
 from .script import aliases_from_config, blacklists_from_config, sockets_from_config
+from .shm.segment import Segment
 from .sip.message import dummy_request
 
 __all__ = ["ServerOptions", "StartupError", "run_server"]
@@ -210,17 +213,11 @@ def run_server(compiled: CompiledScript, o: ServerOptions) -> int:
 
 def _init_shared(rt: Runtime, config: dict[str, Any], o: ServerOptions) -> None:
     """Shared memory, statistics and the process table, before any fork."""
-    try:
-        from .core.proctable import ProcessTable
-        from .core.stats import Statistics
-        from .shm.segment import Segment
-    except ImportError:
-        return
     size = (o.shm_mb or 32) * 1024 * 1024
     rt.shm = Segment(size)
-    rt.stats = Statistics(rt.shm)
+    rt.stats = Statistics(rt.shm, logger=rt.log, sockets=lambda: rt.sockets)
     for mod in rt.registry.modules.values() if rt.registry is not None else ():
-        rt.stats.register_module(mod)
+        rt.stats.register_module(mod)  # before mod_init: modules fetch their handles there
     rt.procs = ProcessTable(rt.shm, 256)
 
 

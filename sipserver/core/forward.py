@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..sip.builders import add_received_lumps, add_via, make_branch, make_via
 from ..sip.errors import ParseError
+from ..sip.lumps import SendInfo
 from ..sip.uri import parse_uri
 from .blacklist import is_blocked
 from .errors import E_BAD_ADDRESS, E_BAD_URI, E_FWD_FAILED, E_IP_BLOCKED, E_SEND
@@ -44,6 +45,7 @@ __all__ = [
     "forward_request",
     "next_hop",
     "parse_phostport",
+    "send_info",
     "send_to",
 ]
 
@@ -183,9 +185,13 @@ def forward_request(ctx: MsgContext, dest: Dest | None = None) -> int:
             continue
         if transport.send(sock, addr, data):
             rt.log(L_DBG, f"forward: sent {len(data)} bytes to {addr.proto}:{addr.ip}:{addr.port}")
+            if rt.stats is not None:
+                rt.stats.core_inc("fwd_requests")
             return 1
         ctx.ser_error = E_SEND
         rt.log(L_ERR, f"forward: sending to {addr.proto}:{addr.ip}:{addr.port} failed")
+    if rt.stats is not None:
+        rt.stats.core_inc("drop_requests")
     return E_FWD_FAILED
 
 
@@ -232,6 +238,14 @@ def _sent_by(ctx: MsgContext, sock: Any) -> tuple[str, int | None]:
     return str(host), (None if sock.port == SIP_PORT else sock.port)
 
 
+def send_info(ctx: MsgContext, sock: Any, proto: str) -> SendInfo:
+    """What send-time lumps (Record-Route) see when the request leaves
+    through `sock` with transport `proto`: that socket, the advertised
+    host/port our Via carries, and the receiving socket `ctx.rcv`."""
+    host, port = _sent_by(ctx, sock)
+    return SendInfo(sock, proto, ctx.rcv, host, port)
+
+
 def _insert_path(ctx: MsgContext, path: str) -> None:
     """The path vector as a Route header: before the first Route, else
     after the last Via (1.6's insert_path_as_route)."""
@@ -252,7 +266,8 @@ def build_forwarded(ctx: MsgContext, sock: Any, proto: str) -> bytes:
     """The request as it leaves through `sock` with transport `proto`.
 
     The message's own pending changes (append_hf & co.) are kept; what this
-    function adds is taken back out before returning.
+    function adds is taken back out before returning. Send-time lumps
+    (record_route's) are computed from `send_info(ctx, sock, proto)`.
     """
     msg = ctx.msg
     lumps = msg.lumps
@@ -267,6 +282,6 @@ def build_forwarded(ctx: MsgContext, sock: Any, proto: str) -> bytes:
             add_received_lumps(msg, ctx.src_ip, ctx.src_port, ctx.force_rport)
         if ctx.new_uri is not None and ctx.new_uri != msg.ruri_text:
             lumps.set_ruri(ctx.new_uri)
-        return msg.build()
+        return lumps.apply(send=SendInfo(sock, proto, ctx.rcv, host, port))
     finally:
         lumps.rollback(saved)

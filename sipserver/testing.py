@@ -18,6 +18,7 @@ from .core.context import MsgContext
 from .core.exports import REQUEST_ROUTE
 from .core.routes import KIND_TYPES
 from .core.runtime import RecordingTransport, Runtime, SocketInfo
+from .core.stats import Statistics
 from .lang.compiler import CompiledScript
 from .script import (
     aliases_from_config,
@@ -25,6 +26,7 @@ from .script import (
     load_script_text,
     sockets_from_config,
 )
+from .shm.segment import Segment
 from .sip.message import SipMsg, dummy_request, parse_message
 
 __all__ = ["ScriptRunner"]
@@ -36,7 +38,8 @@ class ScriptRunner:
     """A compiled script with its own Runtime and a recording transport."""
 
     def __init__(self, cfg: str, *, modules: list[str] | None = None,
-                 filename: str = "<test>", argv: dict[str, str] | None = None) -> None:
+                 filename: str = "<test>", argv: dict[str, str] | None = None,
+                 stats: bool = False) -> None:
         head = "".join(f'loadmodule "{m}.so"\n' for m in modules or [])
         self.compiled: CompiledScript = load_script_text(head + cfg, filename)
         config = self.compiled.config
@@ -55,6 +58,13 @@ class ScriptRunner:
         self.rt.debug = 4
         self.rt.routes = self.compiled.routes
         self.rt.blacklists = blacklists_from_config(config)
+        if stats:  # statistics in a small shared-memory segment, as the server has them
+            self.rt.shm = Segment(4 * 1024 * 1024)
+            self.rt.stats = Statistics(self.rt.shm)
+        for mod in self.compiled.registry.modules.values():
+            mod.rt = self.rt
+            if self.rt.stats is not None:
+                self.rt.stats.register_module(mod)
         for mod in self.compiled.registry.modules.values():
             if mod.exports.mod_init is not None:
                 mod.exports.mod_init(mod)
@@ -76,8 +86,12 @@ class ScriptRunner:
         return self.compiled.routes.run(kind, name, ctx)
 
     def request(self, data: bytes | SipMsg, **kw: Any) -> MsgContext:
-        """Run the main request route over a request."""
+        """Run the main request route over a request (after the pre-script hooks, as
+        the receive path does: sl absorbs ACKs to its own replies there)."""
         ctx = self.context(data, **kw)
+        for cb in self.rt.pre_script:
+            if not cb(ctx):
+                return ctx
         self.run("request", None, ctx)
         return ctx
 

@@ -20,6 +20,7 @@ from ..core.exports import (
     LoadedModule,
     ModuleExports,
     ParamExport,
+    StatExport,
 )
 from ..core.reply import err2reason, is_local_ack, send_stateless_reply
 from ..core.runtime import L_DBG
@@ -69,12 +70,34 @@ def render_code_reason(ctx: MsgContext, code: Any, reason: Any) -> tuple[int, st
     return code, text
 
 
+_STATS = ("1xx_replies", "2xx_replies", "3xx_replies", "4xx_replies", "5xx_replies",
+          "6xx_replies", "sent_replies", "sent_err_replies", "received_ACKs")
+
+
+def _reply(ctx: MsgContext, code: int, text: str) -> int:
+    ret = send_stateless_reply(ctx, code, text)
+    stats = _stats_of(ctx)
+    if stats is not None:
+        if ret > 0:
+            stats[code // 100 - 1].inc()
+            stats[6].inc()
+        elif ret < 0:
+            stats[7].inc()
+    return ret
+
+
+def _stats_of(ctx: MsgContext) -> Any:
+    registry = ctx.rt.registry
+    mod = registry.modules.get("sl") if registry is not None else None
+    return mod.state if mod is not None else None
+
+
 def sl_send_reply(ctx: MsgContext, code: Any, reason: Any) -> int:
     """sl_send_reply(code, reason): 1 sent, -1 error, 0 for an ACK (stops)."""
     rendered = render_code_reason(ctx, code, reason)
     if rendered is None:
         return -1
-    return send_stateless_reply(ctx, rendered[0], rendered[1])
+    return _reply(ctx, rendered[0], rendered[1])
 
 
 def sl_reply_error(ctx: MsgContext) -> int:
@@ -85,7 +108,7 @@ def sl_reply_error(ctx: MsgContext) -> int:
     """
     code, text = err2reason(ctx.ser_error, "SL")
     ctx.rt.log(L_DBG, f"sl: error text is {text}")
-    return send_stateless_reply(ctx, code, text)
+    return _reply(ctx, code, text)
 
 
 def filter_ack(ctx: MsgContext) -> int:
@@ -93,13 +116,28 @@ def filter_ack(ctx: MsgContext) -> int:
     1 lets the message through (1.6 sl_filter_ACK)."""
     if is_local_ack(ctx):
         ctx.rt.log(L_DBG, "sl: local ACK found -> dropping it")
+        stats = _stats_of(ctx)
+        if stats is not None:
+            stats[8].inc()
         return 0
     return 1
+
+
+def _mod_init(module: LoadedModule) -> None:
+    """Install the ACK filter and fetch the statistics handles (enable_stats)."""
+    rt = module.rt
+    if rt is None:
+        return
+    rt.pre_script.append(lambda ctx: filter_ack(ctx) != 0)
+    if module.params.get("enable_stats", 1) and rt.stats is not None:
+        module.state = tuple(rt.stats.stat("sl", name) for name in _STATS)
 
 
 exports = ModuleExports(
     name="sl",
     params=[ParamExport("enable_stats", int, 1)],
+    stats=[StatExport(name) for name in _STATS],
+    mod_init=_mod_init,
     cmds=[
         CmdExport("sl_send_reply", sl_send_reply, 2, REQUEST_ROUTE | ERROR_ROUTE, fixup_code_reason),
         CmdExport("sl_reply_error", sl_reply_error, 0, REQUEST_ROUTE),

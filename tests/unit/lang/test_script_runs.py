@@ -163,3 +163,21 @@ def test_uri_myself_with_aliases(aliases: str, ruri: str, mine: bool) -> None:
                      'if (uri == myself) $var(m) = 1; else $var(m) = 2; }')
     r.request(INVITE)
     assert r.rt.script_vars["m"] == (1 if mine else 2)
+
+
+def test_sl_statistics_and_ack_filter() -> None:
+    r = ScriptRunner('route { if (method == "ACK") { $var(acks) = $var(acks) + 1; exit; } '
+                     'sl_send_reply("404", "Not Found"); }', modules=["sl"], stats=True)
+    ctx = r.request(INVITE, src=("10.0.0.1", 5060))
+    assert r.sent_text[0].startswith("SIP/2.0 404 Not Found\r\n")
+    to_tag = r.sent_text[0].split("\r\nTo: ")[1].split("\r\n")[0].split("tag=")[1]
+    ack = (INVITE.replace(b"INVITE sip", b"ACK sip").replace(b"CSeq: 314159 INVITE",
+                                                           b"CSeq: 314159 ACK")
+           .replace(b"To: Alice <sip:alice@example.com>",
+                    b"To: Alice <sip:alice@example.com>;tag=" + to_tag.encode()))
+    r.request(ack, src=("10.0.0.1", 5060))  # the ACK of our own 404: absorbed before the script
+    assert r.rt.script_vars.get("acks", 0) == 0
+    lines = r.rt.stats.lines(["sl:"])
+    assert "sl:4xx_replies = 1" in lines and "sl:sent_replies = 1" in lines
+    assert "sl:received_ACKs = 1" in lines
+    assert ctx.msg.method == "INVITE"

@@ -6,16 +6,61 @@ text, and `apply()` splices them in one pass. Parts nobody touched are
 copied byte for byte, and later lookups in the message still see the
 original (so `is_present_hf` does not see a header `append_hf` added, as in
 1.6).
+
+Send-time lumps: the text of a change may also be a function of a
+`SendInfo` (the outgoing socket, transport and advertised address, plus the
+receiving socket), called when the message is built for one destination --
+1.6's SUBST lumps (the address of the socket a request leaves through, for
+Record-Route) and conditional lumps (included only when the outgoing and
+receiving sockets differ). The function returns the text to insert, ""
+for nothing. It is called with None when the message is built without a
+destination (`SipMsg.build()`); it must then fall back on something.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from .errors import ParseError
 
 if TYPE_CHECKING:
     from .message import Header, SipMsg
+
+
+@dataclass(frozen=True, slots=True)
+class SendInfo:
+    """Where a built message goes: what send-time lumps are computed from.
+
+    `sock` is the outgoing listening socket (a `SocketInfo`), `proto` the
+    transport, `rcv` the socket the message came in on (None for a message
+    we made ourselves). `host`/`port` are what we advertise for `sock` (our
+    Via sent-by): the advertised address when one applies, else the socket
+    address; `port` is None when it is not to be written (5060, nothing
+    advertised).
+    """
+
+    sock: Any
+    proto: str
+    rcv: Any = None
+    host: str = ""
+    port: int | None = None
+
+    @property
+    def realms_differ(self) -> bool:
+        """1.6's COND_IF_DIFF_REALMS: the receiving and sending sockets are not
+        the same (address, port or transport). False without a receiving socket."""
+        rcv, snd = self.rcv, self.sock
+        if rcv is None or rcv is snd:
+            return False
+        if snd is None:
+            return True
+        return (rcv.proto, rcv.ip, rcv.port) != (snd.proto, snd.ip, snd.port)
+
+
+#: the text of a change: fixed, or computed from the SendInfo at build time
+LumpText = str | Callable[[SendInfo | None], str]
 
 
 class Lumps:
@@ -27,7 +72,7 @@ class Lumps:
         self.msg = msg
         # (start, end, seq, text): replace text[start:end] by `text`;
         # start == end is an insert. `seq` keeps inserts at one offset in order.
-        self._ops: list[tuple[int, int, int, str]] = []
+        self._ops: list[tuple[int, int, int, LumpText]] = []
         self._seq = 0
         self.new_ruri: str | None = None
         self.new_body: str | None = None
@@ -40,11 +85,12 @@ class Lumps:
 
     # ------------------------------------------------------------ primitives
 
-    def replace(self, start: int, end: int, text: str) -> int:
+    def replace(self, start: int, end: int, text: LumpText) -> int:
         """Replace the original text[start:end] by `text`.
 
-        Returns a handle for `update` (a later change of the same lump,
-        as 1.6's codec functions edit the lump over one m= line).
+        `text` may be a function of the SendInfo (a send-time lump, see the
+        module docstring). Returns a handle for `update` (a later change of
+        the same lump, as 1.6's codec functions edit the lump over one m= line).
         """
         if not 0 <= start <= end <= len(self.msg.text):
             raise ParseError(f"lump out of range: {start}..{end}")
@@ -52,7 +98,7 @@ class Lumps:
         self._seq += 1
         return self._seq - 1
 
-    def update(self, handle: int, text: str) -> None:
+    def update(self, handle: int, text: LumpText) -> None:
         """Give the change `replace` returned `handle` for a new text."""
         for i, (start, end, seq, _) in enumerate(self._ops):
             if seq == handle:
@@ -76,7 +122,7 @@ class Lumps:
         self.new_ruri = new_ruri  # type: ignore[assignment]
         self.new_body = new_body  # type: ignore[assignment]
 
-    def insert(self, offset: int, text: str) -> int:
+    def insert(self, offset: int, text: LumpText) -> int:
         return self.replace(offset, offset, text)
 
     def delete(self, start: int, end: int) -> int:
@@ -132,12 +178,19 @@ class Lumps:
 
     # ------------------------------------------------------------ build
 
-    def apply(self, ensure_content_length: bool = False) -> bytes:
-        """The message with every change applied, Content-Length fixed."""
+    def apply(self, ensure_content_length: bool = False, send: SendInfo | None = None) -> bytes:
+        """The message with every change applied, Content-Length fixed.
+
+        `send` is what send-time lumps are computed from (None when the
+        message is not built for a particular destination).
+        """
         msg = self.msg
         text = msg.text
         body_start, body_end = msg.body_start, msg.body_end
-        ops = list(self._ops)
+        ops: list[tuple[int, int, int, str]] = [
+            (start, end, seq, new if isinstance(new, str) else new(send))
+            for start, end, seq, new in self._ops
+        ]
         if self.new_ruri is not None:
             ops.append((msg.ruri_start, msg.ruri_end, -1, self.new_ruri))
         if self.new_body is not None:

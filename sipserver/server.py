@@ -30,11 +30,12 @@ from .core.runtime import DEFAULT_PORTS, L_ERR, L_NOTICE, Runtime, SocketInfo
 from .core.stats import Statistics
 from .core.timers import Timers
 from .lang.compiler import CompiledScript
+from .mi.registry import MIRegistry
 from .net.interfaces import interface_addresses, local_addresses
 from .net.transport import NetTransport
 from .net.udp import BindError, bind_udp, serve_udp
 from .script import aliases_from_config, blacklists_from_config, sockets_from_config
-from .shm.segment import Segment
+from .shm import Counters, LockSet, Segment
 from .sip.message import dummy_request
 
 __all__ = ["ServerOptions", "StartupError", "run_server"]
@@ -196,6 +197,7 @@ def run_server(compiled: CompiledScript, o: ServerOptions) -> int:
     rt.config["master_pid"] = os.getpid()
     _init_shared(rt, config, o)
     _init_modules(rt)
+    rt.mi = MIRegistry.from_runtime(rt)
     try:
         _drop_privileges(config)
     except (OSError, KeyError) as e:
@@ -219,6 +221,9 @@ def _init_shared(rt: Runtime, config: dict[str, Any], o: ServerOptions) -> None:
     for mod in rt.registry.modules.values() if rt.registry is not None else ():
         rt.stats.register_module(mod)  # before mod_init: modules fetch their handles there
     rt.procs = ProcessTable(rt.shm, 256)
+    level = rt.debug
+    rt.shared_debug = Counters(rt.shm, 1, LockSet(1))  # MI `debug` reaches every process
+    rt.shared_debug.set(0, level)
 
 
 def _init_modules(rt: Runtime) -> None:
@@ -232,6 +237,16 @@ def _init_modules(rt: Runtime) -> None:
             mod.exports.mod_init(mod)
         except Exception as e:
             raise StartupError(f"module {mod.name}: initialization failed: {e}") from None
+
+
+def _destroy_modules(rt: Runtime) -> None:
+    """Module `destroy` hooks, in the master at shutdown (FIFO removal & co.)."""
+    for mod in rt.registry.modules.values() if rt.registry is not None else ():
+        if mod.exports.destroy is not None:
+            try:
+                mod.exports.destroy(mod)
+            except Exception as e:
+                rt.log(L_ERR, f"module {mod.name}: destroy failed: {e}")
 
 
 def _child_init(rt: Runtime, rank: int) -> None:
@@ -248,6 +263,7 @@ def _make_master(rt: Runtime, config: dict[str, Any], o: ServerOptions) -> Maste
     master = Master(rt, pid_file=o.pid_file, pgid_file=o.pgid_file,
                     name=str(config.get("log_name") or "sipserver"),
                     child_init=lambda rank: _child_init(rt, rank))
+    master.on_exit.append(lambda: _destroy_modules(rt))
     children = int(config.get("children") or 8)
     for s in rt.sockets:
         if s.proto != "udp":

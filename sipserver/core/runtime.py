@@ -163,7 +163,11 @@ class Runtime:
         self.logger = logger
         self.registry = registry
         self.argv = dict(argv or {})
-        self.debug: int = int(self.config["debug"])  # this process's level (setdebug)
+        self._debug_global = int(self.config["debug"])
+        self.debug_local: int | None = None  # setdebug(n) in this process; None = global
+        # set by the server: a shared cell (Counters) holding the global level,
+        # so that MI `debug` reaches every process
+        self.shared_debug: Any = None
         self.script_vars: dict[str, int | str] = {}  # $var(...)
         self.routes: Any = None  # the compiled RouteTable
         self.caches: dict[str, CacheBackend] = {}
@@ -187,6 +191,22 @@ class Runtime:
         self.pid = os.getpid()
 
     # ------------------------------------------------------------ logging
+
+    @property
+    def debug(self) -> int:
+        """The log level in force here: setdebug's, else the (shared) global one."""
+        if self.debug_local is not None:
+            return self.debug_local
+        if self.shared_debug is not None:
+            return self.shared_debug.get(0)
+        return self._debug_global
+
+    @debug.setter
+    def debug(self, level: int) -> None:
+        """Set the global level (MI `debug`, -d, tests); every process sees it."""
+        self._debug_global = level
+        if self.shared_debug is not None:
+            self.shared_debug.set(0, level)
 
     def log(self, level: int, text: str) -> None:
         """Log `text` if `level` passes this process's debug level."""

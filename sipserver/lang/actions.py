@@ -187,14 +187,14 @@ def _c_error(call: ast.Call, env: CompileEnv) -> Action:
 def _c_setdebug(call: ast.Call, env: CompileEnv) -> Action:
     if not call.args:
         def reset_debug(ctx: MsgContext) -> int:
-            ctx.rt.debug = int(ctx.rt.config.get("debug", L_NOTICE))
+            ctx.rt.debug_local = None  # back to the global level
             return 1
 
         return reset_debug
     level = max(L_ALERT, min(L_DBG, _num(call.args[0])))
 
     def setdebug(ctx: MsgContext) -> int:
-        ctx.rt.debug = level
+        ctx.rt.debug_local = level  # this process only, as in 1.6
         return 1
 
     return setdebug

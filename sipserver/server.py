@@ -311,6 +311,8 @@ def _run_single(rt: Runtime) -> int:
     if not udp:
         raise StartupError("fork=no needs a UDP listen address")
     sock = udp[0]
+    if any(s.proto == "tcp" for s in rt.sockets):
+        rt.log(L_NOTICE, "single process mode: TCP is not served (as in 1.6 without fork)")
     _child_init(rt, 1)
     receiver = Receiver(rt)
     timers = Timers(rt)

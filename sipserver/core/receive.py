@@ -145,7 +145,9 @@ class Receiver:
         dest = reply_destination(via)
         # the reply goes to the packet's source address (received), as 1.6 does
         port_to = dest.port if via.rport is None else port
-        target = Destination(dest.proto, ip, port_to)
+        # over a stream the answer goes back on the connection it came in on
+        proto_to = rcv.proto if rcv.proto != "udp" else dest.proto
+        target = Destination(proto_to, ip, port if proto_to != "udp" else port_to)
         sock = rcv if rcv.proto == target.proto else rt.transport.choose_socket(target, None)
         if sock is not None:
             rt.transport.send(sock, target, reply)

@@ -13,6 +13,7 @@ round trip, and `build()` can splice lumps into the original by offset.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from .digest import Challenge, Credentials, parse_challenge, parse_credentials
@@ -411,11 +412,20 @@ def _unfold(lines: list[str], eol: str) -> list[str]:
     return out
 
 
+# A header line as almost every message writes it: a token name, a colon,
+# optional blanks, a value with no blanks at either end. Lines of this shape
+# need no further checks; anything else takes the careful path.
+_PLAIN_LINE_RE = re.compile(
+    r"[A-Za-z0-9!%*_+`'~.\-]+:[ \t]*(?:[^ \t\r\n](?:.*[^ \t\r\n])?)?\Z", re.S
+)
+
+
 def _index_headers(msg: SipMsg, text: str, pos: int, end: int, eol: str) -> None:
     """Split the header block into Header fields; folded lines stay inside.
 
     str.split/partition beat a regex scan here by 2-3x: this runs for every
-    message, so it is written for speed.
+    message, so it is written for speed; lines of the usual shape skip the
+    per-part checks.
     """
     headers: list[Header] = []
     index: dict[str, list[Header]] = {}
@@ -425,22 +435,30 @@ def _index_headers(msg: SipMsg, text: str, pos: int, end: int, eol: str) -> None
     lines = block.split(eol)
     if eol + " " in block or eol + "\t" in block:
         lines = _unfold(lines, eol)
+    plain_line = _PLAIN_LINE_RE.match
     for line in lines:
         name, colon, value = line.partition(":")
-        plain = name if "-" not in name else name.replace("-", "")
-        if not colon or not ((plain.isalnum() and plain.isascii()) or TOKEN_RE.match(name.rstrip(" \t"))):
-            raise ParseError(f"bad header line {line[:40]!r}")
         start = pos
         pos += len(line) + eol_len
         vstart = start + len(name) + 1
-        if name[-1] in " \t":
-            name = name.rstrip(" \t")
-        if value[:1] in (" ", "\t", "\r", "\n"):
-            stripped = value.lstrip(" \t\r\n")
-            vstart += len(value) - len(stripped)
-            value = stripped
-        if value[-1:] in (" ", "\t", "\r", "\n"):
-            value = value.rstrip(" \t\r\n")
+        if plain_line(line) is not None:
+            if value[:1] in (" ", "\t"):
+                stripped = value.lstrip(" \t")
+                vstart += len(value) - len(stripped)
+                value = stripped
+        else:
+            plain = name if "-" not in name else name.replace("-", "")
+            if not colon or not ((plain.isalnum() and plain.isascii())
+                                 or TOKEN_RE.match(name.rstrip(" \t"))):
+                raise ParseError(f"bad header line {line[:40]!r}")
+            if name[-1] in " \t":
+                name = name.rstrip(" \t")
+            if value[:1] in (" ", "\t", "\r", "\n"):
+                stripped = value.lstrip(" \t\r\n")
+                vstart += len(value) - len(stripped)
+                value = stripped
+            if value[-1:] in (" ", "\t", "\r", "\n"):
+                value = value.rstrip(" \t\r\n")
         key = name.lower()
         if len(key) == 1:
             key = compact.get(key, key)
@@ -461,6 +479,15 @@ def _index_headers(msg: SipMsg, text: str, pos: int, end: int, eol: str) -> None
     msg.via1 = via1_hdr.parsed[0]
 
 
+# From/To values of the usual shape, which the full name-addr parser is sure
+# to accept: checking them with one regex lets the parse wait for first use.
+_TOK = r"A-Za-z0-9\-.!%*_+`'~"
+_PLAIN_NAMEADDR_RE = re.compile(
+    rf'(?:"[^"\\\r\n]*"[ \t]*|[{_TOK} \t]*)<[^<>"\s]+>'
+    rf"(?:;[{_TOK}]+(?:=[{_TOK}:\[\]]+)?)*"
+)
+
+
 def _check_mandatory(msg: SipMsg) -> None:
     index = msg.index
     for key in _SINGLE_HEADERS:
@@ -474,8 +501,12 @@ def _check_mandatory(msg: SipMsg) -> None:
     cseq = msg.cseq
     if msg.is_request and cseq.method != msg.method:
         raise ParseError(f"CSeq method {cseq.method!r} does not match {msg.method!r}")
-    msg.from_  # noqa: B018 - parse now: a bad From/To is a 400
-    msg.to  # noqa: B018
+    # a bad From/To is a 400; the usual shapes are checked here and parsed on use
+    plain = _PLAIN_NAMEADDR_RE.fullmatch
+    if plain(index["from"][0].value) is None:
+        msg.from_  # noqa: B018
+    if plain(index["to"][0].value) is None:
+        msg.to  # noqa: B018
     if "max-forwards" in index:
         if len(index["max-forwards"]) > 1:
             raise ParseError("more than one Max-Forwards header")

@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench venv clean
+.PHONY: run test lint bench bench-sip venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ bench: $(STAMP)
 	$(PY) bench/parse.py
 	$(PY) bench/script.py
 	$(PY) bench/shm.py
+
+# calls/s and CPU per 1,000 calls through the stateless proxy, sipserver then
+# Kamailio, with ../shared/bench (several minutes; figures move +-20 % between runs)
+bench-sip: $(STAMP)
+	bash scripts/bench-deps.sh
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH ../shared/bench/run-sip-bench sipserver stateless --outdir bench/out/sipserver
+	../shared/bench/run-sip-bench kamailio stateless --outdir bench/out/kamailio
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

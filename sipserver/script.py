@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Callable
 from typing import Any
 
 from .core.blacklist import BlacklistRule
@@ -32,21 +33,28 @@ __all__ = [
 ]
 
 
-def load_modules(script: ast.Script, registry: Registry) -> list[ErrorItem]:
-    """Apply the script's loadmodule and modparam lines in source order."""
+def load_modules(script: ast.Script, registry: Registry, *,
+                 load: Callable[[Registry, str], Any] = load_module,
+                 modparam: Callable[[Registry, str, str, Any], None] = set_modparam,
+                 ) -> list[ErrorItem]:
+    """Apply the script's loadmodule and modparam lines in source order.
+
+    `load`/`modparam` default to the real loader; tests pass their own to
+    stand in export tables for modules not built yet.
+    """
     errors: list[ErrorItem] = []
     failed: set[str] = set()
     for item in script.items:
         if isinstance(item, ast.LoadModule):
             try:
-                load_module(registry, item.path)
+                load(registry, item.path)
             except ModuleError as e:
                 errors.append((item.file, item.line, item.col, str(e)))
                 failed.add(item.path)
         elif isinstance(item, ast.ModParam):
             value: Any = item.value.value
             try:
-                set_modparam(registry, item.module, item.param, value)
+                modparam(registry, item.module, item.param, value)
             except ModuleError as e:
                 if failed and "no loaded module matches" in str(e):
                     continue  # already reported: the loadmodule failed
@@ -101,14 +109,16 @@ def aliases_from_config(config: dict[str, Any]) -> list[Alias]:
             for s in config.get("alias", [])]
 
 
-def compile_cfg(script: ast.Script) -> CompiledScript:
+def compile_cfg(script: ast.Script,
+                loader: Callable[[ast.Script, Registry], list[ErrorItem]] = load_modules,
+                ) -> CompiledScript:
     """Load the modules a parsed script names and compile it.
 
     Raises CfgError listing every error (module, modparam and compile
     errors together, in file order).
     """
     registry = Registry()
-    errors = load_modules(script, registry)
+    errors = loader(script, registry)
     sockets = sockets_from_config(config_from_script(script))
     compiled = None
     try:

@@ -34,7 +34,7 @@ from typing import Any
 
 from ..core.runtime import Destination, Runtime, SocketInfo
 from . import tcp_ipc as ipc
-from .udp import BindError
+from .udp import bind_error
 
 __all__ = ["StreamSender", "add_children", "bind_tcp"]
 
@@ -59,15 +59,7 @@ def bind_tcp(info: SocketInfo, config: dict[str, Any] | None = None) -> socket.s
         sock.listen(LISTEN_BACKLOG)
     except OSError as e:
         sock.close()
-        if e.errno == errno.EADDRINUSE:
-            raise BindError(f"cannot listen on {where}: address already in use"
-                            " (is another SIP server running?)") from None
-        if e.errno == errno.EACCES:
-            raise BindError(f"cannot listen on {where}: permission denied"
-                            " (ports below 1024 need root or CAP_NET_BIND_SERVICE)") from None
-        if e.errno == errno.EADDRNOTAVAIL:
-            raise BindError(f"cannot listen on {where}: no such local address") from None
-        raise BindError(f"cannot listen on {where}: {e.strerror}") from None
+        raise bind_error(where, e) from None
     info.handle = sock
     return sock
 

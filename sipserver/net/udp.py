@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from ..core.runtime import SocketInfo
 
-__all__ = ["BindError", "bind_udp", "serve_udp"]
+__all__ = ["BindError", "bind_error", "bind_udp", "serve_udp"]
 
 MAX_DATAGRAM = 65535
 
@@ -36,18 +36,22 @@ def bind_udp(info: SocketInfo, maxbuffer: int = 262144) -> socket.socket:
         sock.bind((info.ip, info.port))
     except OSError as e:
         sock.close()
-        if e.errno == errno.EADDRINUSE:
-            raise BindError(f"cannot listen on udp:{info.ip}:{info.port}: address already in use"
-                            " (is another SIP server running?)") from None
-        if e.errno == errno.EACCES:
-            raise BindError(f"cannot listen on udp:{info.ip}:{info.port}: permission denied"
-                            " (ports below 1024 need root or CAP_NET_BIND_SERVICE)") from None
-        if e.errno == errno.EADDRNOTAVAIL:
-            raise BindError(f"cannot listen on udp:{info.ip}:{info.port}: no such local"
-                            " address") from None
-        raise BindError(f"cannot listen on udp:{info.ip}:{info.port}: {e.strerror}") from None
+        raise bind_error(f"udp:{info.ip}:{info.port}", e) from None
     info.handle = sock
     return sock
+
+
+def bind_error(where: str, e: OSError) -> BindError:
+    """The operator's version of a bind/listen failure on `where` (proto:ip:port)."""
+    if e.errno == errno.EADDRINUSE:
+        return BindError(f"cannot listen on {where}: address already in use"
+                         " (is another SIP server running?)")
+    if e.errno == errno.EACCES:
+        return BindError(f"cannot listen on {where}: permission denied"
+                         " (ports below 1024 need root or CAP_NET_BIND_SERVICE)")
+    if e.errno == errno.EADDRNOTAVAIL:
+        return BindError(f"cannot listen on {where}: no such local address")
+    return BindError(f"cannot listen on {where}: {e.strerror}")
 
 
 def serve_udp(info: SocketInfo, handle: Callable[[bytes, str, int, SocketInfo], None],

@@ -192,3 +192,44 @@ def test_forwarding_to_ourselves_is_refused(tmp_path: Path) -> None:
         assert server.log().count("forwarding loop") == 1
     finally:
         server.stop()
+
+
+IPV6_CFG = """
+log_stderror=yes
+debug=1
+children=1
+listen=udp:[::1]:@PORT@
+listen=udp:127.0.0.1:@PORT@
+loadmodule "sl.so"
+route {
+    if (af == INET6) sl_send_reply("200", "Over IPv6 from $si");
+    else sl_send_reply("200", "Over IPv4 from $si");
+}
+"""
+
+
+def test_ipv6_and_ipv4_listeners(tmp_path: Path) -> None:
+    import socket
+
+    server = SipServer(tmp_path, IPV6_CFG).start()
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+            s.settimeout(2)
+            port = s.getsockname()[1]
+            s.sendto((
+                f"OPTIONS sip:[::1]:{server.port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP [::1]:{port};branch=z9hG4bK-v6\r\n"
+                "From: <sip:a@example.com>;tag=f\r\nTo: <sip:b@example.com>\r\n"
+                "Call-ID: v6\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").encode(),
+                ("::1", server.port))
+            reply = s.recvfrom(65535)[0]
+        assert reply.startswith(b"SIP/2.0 200 Over IPv6 from ::1\r\n")
+        assert f"\r\nVia: SIP/2.0/UDP [::1]:{port};branch=z9hG4bK-v6\r\n".encode() in reply
+        v4 = udp_exchange(server.port, (
+            b"OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-v4;rport\r\n"
+            b"From: <sip:a@example.com>;tag=f\r\nTo: <sip:b@example.com>\r\n"
+            b"Call-ID: v4\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"))
+        assert v4 is not None and v4.startswith(b"SIP/2.0 200 Over IPv4 from 127.0.0.1\r\n")
+    finally:
+        server.stop()

@@ -34,6 +34,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from sipserver import script as script_loader
 from sipserver.core.exports import (
     ALL_ROUTES,
     BRANCH_ROUTE,
@@ -884,24 +885,8 @@ def apply_modparam(registry: Registry, mod_regex: str, param: str, value: Any) -
 
 def load_modules(script: ast.Script, registry: Registry) -> list[ErrorItem]:
     """`sipserver.script.load_modules` with the fake tables as fallback."""
-    errors: list[ErrorItem] = []
-    failed: set[str] = set()
-    for item in script.items:
-        if isinstance(item, ast.LoadModule):
-            try:
-                load_fake_or_real(registry, item.path)
-            except ModuleError as e:
-                errors.append((item.file, item.line, item.col, str(e)))
-                failed.add(item.path)
-        elif isinstance(item, ast.ModParam):
-            value: Any = item.value.value
-            try:
-                apply_modparam(registry, item.module, item.param, value)
-            except ModuleError as e:
-                if failed and "no loaded module matches" in str(e):
-                    continue
-                errors.append((item.file, item.line, item.col, str(e)))
-    return errors
+    return script_loader.load_modules(script, registry, load=load_fake_or_real,
+                                      modparam=apply_modparam)
 
 
 def registry_for(script: ast.Script) -> tuple[Registry, list[ErrorItem]]:

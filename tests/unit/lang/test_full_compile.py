@@ -16,12 +16,18 @@ import pytest
 
 from sipserver.core.exports import Registry
 from sipserver.core.modload import available_modules
-from sipserver.lang.compiler import CompiledScript, compile_script, config_from_script
+from sipserver.lang.compiler import CompiledScript
 from sipserver.lang.errors import CfgError, ErrorItem
 from sipserver.lang.parser import parse_file
-from sipserver.script import sockets_from_config
+from sipserver.script import compile_cfg
 
-from .fake_modules import SHIPPED, TABLES, apply_modparam, load_fake_or_real, registry_for
+from .fake_modules import (
+    SHIPPED,
+    TABLES,
+    apply_modparam,
+    load_fake_or_real,
+    load_modules,
+)
 
 SCRIPTS = Path(__file__).with_name("scripts")
 SCRIPT_NAMES = sorted(p.name for p in SCRIPTS.glob("*.cfg"))
@@ -45,18 +51,7 @@ KNOWN_ERRORS: dict[str, list[tuple[int, int, str]]] = {
 
 def compile_file(path: Path) -> CompiledScript:
     """What `sipserver.script.compile_cfg` does, with the fake modules."""
-    script = parse_file(path)
-    registry, errors = registry_for(script)
-    sockets = sockets_from_config(config_from_script(script))
-    compiled = None
-    try:
-        compiled = compile_script(script, registry, sockets=sockets)
-    except CfgError as e:
-        errors.extend(e.errors)
-    if errors or compiled is None:
-        errors.sort(key=lambda e: (e[0], e[1], e[2]))
-        raise CfgError(errors)
-    return compiled
+    return compile_cfg(parse_file(path), loader=load_modules)
 
 
 def errors_of(path: Path) -> list[ErrorItem]:

@@ -268,10 +268,10 @@ def _make_master(rt: Runtime, config: dict[str, Any], o: ServerOptions) -> Maste
     for s in rt.sockets:
         if s.proto != "udp":
             continue
-        for i in range(children):
-            master.add_child(f"receiver child={i} sock={s.ip}:{s.port}", _udp_runner(rt, s))
+        for _ in range(children):
+            master.add_child(f"SIP receiver {s.name}", _udp_runner(rt, s))
     timers = Timers(rt)
-    master.add_child("time_keeper", lambda: timers.loop(_never))
+    master.add_child("timer", lambda: timers.loop(_never))
     for mod in rt.registry.modules.values() if rt.registry is not None else ():
         for proc in mod.exports.procs:
             count = proc.count(mod) if callable(proc.count) else proc.count

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import os
+import select
 import signal
 import sys
 import time
@@ -46,10 +47,6 @@ def _set_title(title: str) -> None:
         setproctitle.setproctitle(title)
     except ImportError:
         pass
-
-
-class _Shutdown(Exception):
-    """Raised by the signal handler to leave the master's wait loop."""
 
 
 @dataclass(slots=True)
@@ -147,12 +144,23 @@ class Master:
     # ------------------------------------------------------------ running
 
     def run(self) -> int:
-        """Fork every child and supervise them; returns the exit code."""
-        def on_signal(signum: int, frame: Any) -> None:
-            raise _Shutdown(signal.Signals(signum).name)
+        """Fork every child and supervise them; returns the exit code.
 
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        Signal handlers only queue the signal and wake the loop (through
+        the wakeup fd); the loop itself reaps children, stops on
+        SIGTERM/SIGINT and logs statistics on SIGUSR1.
+        """
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        queue: list[int] = []
+
+        def on_signal(signum: int, frame: Any) -> None:
+            queue.append(signum)
+
+        old_wakeup = signal.set_wakeup_fd(wake_w)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGUSR1):
+            signal.signal(sig, on_signal)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         self._write_pid_files()
         if self.rt.procs is not None:
@@ -161,12 +169,14 @@ class Master:
             for spec in self.children:
                 self._spawn(spec)
             self.rt.log(L_NOTICE, f"{self.name}: started, {len(self.children)} children")
-            self._wait()
-        except _Shutdown as e:
-            self.rt.log(L_NOTICE, f"{self.name}: {e} received, shutting down")
+            self._loop(queue, wake_r)
         finally:
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+                signal.signal(sig, signal.SIG_IGN)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.set_wakeup_fd(old_wakeup)
+            os.close(wake_r)
+            os.close(wake_w)
             self._stop_children()
             for fn in self.on_exit:
                 try:
@@ -176,16 +186,54 @@ class Master:
             self._remove_pid_files()
         return self._exit_code
 
-    def _wait(self) -> None:
+    def _loop(self, queue: list[int], wake_r: int) -> None:
+        while True:
+            try:
+                select.select([wake_r], [], [], 1.0)
+            except InterruptedError:
+                pass
+            try:
+                while os.read(wake_r, 512):
+                    pass
+            except BlockingIOError:
+                pass
+            while queue:
+                signum = queue.pop(0)
+                if signum in (signal.SIGTERM, signal.SIGINT):
+                    self.rt.log(L_NOTICE, f"{self.name}: {signal.Signals(signum).name}"
+                                          " received, shutting down")
+                    return
+                if signum == signal.SIGUSR1:
+                    self._log_state()
+            if self._reap():
+                return
+
+    def _reap(self) -> bool:
+        """Collect exited children; True when one died (the server must stop)."""
+        died = False
         while self._by_pid:
-            pid, status = os.waitpid(-1, 0)
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return died
+            if pid == 0:
+                return died
             spec = self._by_pid.pop(pid, None)
             if spec is None:
                 continue
             self.rt.log(L_ERR, f"{self.name}: child {spec.title} (rank {spec.rank}, pid {pid})"
                                f" {_describe(status)}; shutting down")
             self._exit_code = 1
+            died = True
+        return died
+
+    def _log_state(self) -> None:
+        """SIGUSR1: memory and statistics to the log."""
+        stats = self.rt.stats
+        if stats is None:
             return
+        for line in stats.lines(["all"]):
+            self.rt.log(L_NOTICE, line)
 
     def _stop_children(self) -> None:
         for pid in list(self._by_pid):

@@ -436,35 +436,28 @@ def _index_headers(msg: SipMsg, text: str, pos: int, end: int, eol: str) -> None
     if eol + " " in block or eol + "\t" in block:
         lines = _unfold(lines, eol)
     plain_line = _PLAIN_LINE_RE.match
+    new_header = Header
+    index_get = index.get
+    append = headers.append
     for line in lines:
         name, colon, value = line.partition(":")
         start = pos
         pos += len(line) + eol_len
-        vstart = start + len(name) + 1
         if plain_line(line) is not None:
             if value[:1] in (" ", "\t"):
                 stripped = value.lstrip(" \t")
-                vstart += len(value) - len(stripped)
+                vstart = pos - eol_len - len(stripped)
                 value = stripped
+            else:
+                vstart = start + len(name) + 1
         else:
-            plain = name if "-" not in name else name.replace("-", "")
-            if not colon or not ((plain.isalnum() and plain.isascii())
-                                 or TOKEN_RE.match(name.rstrip(" \t"))):
-                raise ParseError(f"bad header line {line[:40]!r}")
-            if name[-1] in " \t":
-                name = name.rstrip(" \t")
-            if value[:1] in (" ", "\t", "\r", "\n"):
-                stripped = value.lstrip(" \t\r\n")
-                vstart += len(value) - len(stripped)
-                value = stripped
-            if value[-1:] in (" ", "\t", "\r", "\n"):
-                value = value.rstrip(" \t\r\n")
+            name, value, vstart = _careful_header_line(line, name, colon, value, start)
         key = name.lower()
         if len(key) == 1:
             key = compact.get(key, key)
-        h = Header(name, key, value, start, vstart, pos)
-        headers.append(h)
-        lst = index.get(key)
+        h = new_header(name, key, value, start, vstart, pos)
+        append(h)
+        lst = index_get(key)
         if lst is None:
             index[key] = [h]
         else:
@@ -477,6 +470,25 @@ def _index_headers(msg: SipMsg, text: str, pos: int, end: int, eol: str) -> None
     via1_hdr = vias[0]
     via1_hdr.parsed = parse_via(via1_hdr.value)
     msg.via1 = via1_hdr.parsed[0]
+
+
+def _careful_header_line(line: str, name: str, colon: str, value: str,
+                         start: int) -> tuple[str, str, int]:
+    """Name, value and value offset of an unusual header line, or ParseError."""
+    plain = name if "-" not in name else name.replace("-", "")
+    if not colon or not ((plain.isalnum() and plain.isascii())
+                         or TOKEN_RE.match(name.rstrip(" \t"))):
+        raise ParseError(f"bad header line {line[:40]!r}")
+    vstart = start + len(name) + 1
+    if name[-1] in " \t":
+        name = name.rstrip(" \t")
+    if value[:1] in (" ", "\t", "\r", "\n"):
+        stripped = value.lstrip(" \t\r\n")
+        vstart += len(value) - len(stripped)
+        value = stripped
+    if value[-1:] in (" ", "\t", "\r", "\n"):
+        value = value.rstrip(" \t\r\n")
+    return name, value, vstart
 
 
 # From/To values of the usual shape, which the full name-addr parser is sure

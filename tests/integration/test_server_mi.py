@@ -51,7 +51,8 @@ def test_mi_over_fifo_and_datagram_with_the_real_server(tmp_path: Path) -> None:
         assert out.returncode == 0, out.stderr
         lines = out.stdout.splitlines()
         assert any("Type=attendant" in line for line in lines)
-        assert sum("receiver child=" in line for line in lines) == 2
+        assert sum("Type=SIP receiver udp:127.0.0.1:" in line for line in lines) == 2
+        assert any("Type=timer" in line for line in lines)
         assert any("MI FIFO" in line or "fifo" in line.lower() for line in lines)
         stats = sipctl(f"fifo:{fifo}", "fifo", "get_statistics", "core:", "sl:",
                        reply_dir=str(tmp_path))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .server import SipServer, free_port, udp_exchange
+from .server import SipServer, alive, free_port, udp_exchange
 from .sipp import Uas, have_sipp, run_uac
 
 TORTURE = Path(__file__).resolve().parents[3] / "shared" / "torture"
@@ -145,6 +145,12 @@ def test_sigterm_is_clean(tmp_path: Path) -> None:
     assert server.pid_file.read_text().strip() == str(server.pid)
     kids = server.children()
     assert len(kids) >= 3  # 2 receivers + timer
+    os.kill(server.pid, signal.SIGUSR1)  # statistics to the log, nothing stops
+    deadline = time.monotonic() + 5
+    while "core:rcv_requests = " not in server.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "core:rcv_requests = " in server.log()
+    assert all(alive(k) for k in kids)
     t0 = time.monotonic()
     assert server.stop(signal.SIGTERM) == 0
     assert time.monotonic() - t0 < 5

@@ -228,12 +228,13 @@ class Master:
         return died
 
     def _log_state(self) -> None:
-        """SIGUSR1: memory and statistics to the log."""
+        """SIGUSR1: memory and statistics to the log, whatever the debug level
+        (the operator asked for them)."""
         stats = self.rt.stats
         if stats is None:
             return
         for line in stats.lines(["all"]):
-            self.rt.log(L_NOTICE, line)
+            self.rt.logger(L_NOTICE, line)
 
     def _stop_children(self) -> None:
         for pid in list(self._by_pid):

@@ -279,9 +279,26 @@ def build_forwarded(ctx: MsgContext, sock: Any, proto: str) -> bytes:
         branch = make_branch(msg, 0, ctx.ruri)
         add_via(msg, make_via(proto, host, port, branch, rport=ctx.local_rport))
         if ctx.src_ip:
-            add_received_lumps(msg, ctx.src_ip, ctx.src_port, ctx.force_rport)
+            add_received_lumps(msg, ctx.src_ip, ctx.src_port, ctx.force_rport,
+                               _dns_same_host(ctx.rt))
         if ctx.new_uri is not None and ctx.new_uri != msg.ruri_text:
             lumps.set_ruri(ctx.new_uri)
         return lumps.apply(send=SendInfo(sock, proto, ctx.rcv, host, port))
     finally:
         lumps.rollback(saved)
+
+
+def _dns_same_host(rt: Any) -> Any:
+    """With `dns`/`rev_dns` on, does a Via host name the source IP (1.6 received_test)?"""
+    cfg = rt.config
+    dns, rev = cfg.get("dns"), cfg.get("rev_dns")
+    resolver = getattr(rt.transport, "resolver", None)
+    if not (dns or rev) or resolver is None:
+        return None
+
+    def same_host(host: str, ip: str) -> bool:
+        if dns and ip in resolver.resolve_host(host):
+            return True
+        return bool(rev) and host.lower() in (n.lower().rstrip(".") for n in resolver.reverse(ip))
+
+    return same_host

@@ -257,16 +257,19 @@ class Runtime:
 class RecordingTransport:
     """A transport that records what would be sent (for tests and `-c`).
 
-    Every name resolves to itself as an address; the first socket of the
-    runtime (or a default 127.0.0.1:5060) sends.
+    Every name resolves to itself as an address (unless `resolver` is set);
+    the first socket of the runtime (or a default 127.0.0.1:5060) sends.
     """
 
     sockets: list[SocketInfo] = field(default_factory=lambda: [SocketInfo("udp", "127.0.0.1", 5060)])
     sent: list[tuple[SocketInfo, Destination, bytes]] = field(default_factory=list)
     fail: bool = False
+    resolver: Any = None  # a core.dns.SipResolver when a test wants real DNS
 
     def resolve(self, host: str, port: int | None, proto: str | None,
                 is_sips: bool = False) -> list[Destination]:
+        if self.resolver is not None:
+            return list(self.resolver.resolve(host, port, proto, is_sips))
         p = proto or ("tls" if is_sips else "udp")
         return [Destination(p, host.strip("[]"), port or DEFAULT_PORTS.get(p, 5060))]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+from collections.abc import Callable
 
 from .errors import ParseError
 from .headers import MAGIC_COOKIE
@@ -33,16 +34,21 @@ def _ip_equal(a: str, b: str) -> bool:
         return False
 
 
-def received_needed(msg: SipMsg, src_ip: str) -> bool:
+def received_needed(msg: SipMsg, src_ip: str,
+                    same_host: Callable[[str, str], bool] | None = None) -> bool:
     """RFC 3261 §18.2.1: the top Via's sent-by differs from the source IP.
 
-    A host name always differs (1.6 does no reverse DNS by default), and an
-    existing `received` is always rewritten, as 1.6 does.
+    A host name differs unless `same_host(host, ip)` (the `dns`/`rev_dns`
+    lookups, done by the caller: this module does no I/O) says it names
+    that IP; an existing `received` is always rewritten, as 1.6 does.
     """
     via = msg.via1
     if via.received is not None:
         return True
-    return not _ip_equal(via.maddr or via.host, src_ip)
+    host = via.maddr or via.host
+    if _ip_equal(host, src_ip):
+        return False
+    return same_host is None or not same_host(host, src_ip)
 
 
 def format_ip(ip: str) -> str:
@@ -51,7 +57,8 @@ def format_ip(ip: str) -> str:
 
 
 def _top_via_edits(
-    msg: SipMsg, src_ip: str, src_port: int, force_rport: bool
+    msg: SipMsg, src_ip: str, src_port: int, force_rport: bool,
+    same_host: Callable[[str, str], bool] | None = None,
 ) -> list[tuple[int, int, str]]:
     """(start, end, text) edits of the top Via adding received/rport.
 
@@ -65,7 +72,7 @@ def _top_via_edits(
     rport = via.param("rport")
     add_rport = force_rport or rport is not None
     anchor = base + via.hostport_end
-    if add_rport or received_needed(msg, src_ip):
+    if add_rport or received_needed(msg, src_ip, same_host):
         old = via.param("received")
         if old is not None:
             edits.append((base + old.start, base + old.end, ""))
@@ -78,9 +85,10 @@ def _top_via_edits(
     return edits
 
 
-def add_received_lumps(msg: SipMsg, src_ip: str, src_port: int, force_rport: bool = False) -> None:
+def add_received_lumps(msg: SipMsg, src_ip: str, src_port: int, force_rport: bool = False,
+                       same_host: Callable[[str, str], bool] | None = None) -> None:
     """Record on a request to be forwarded the received/rport its Via needs."""
-    for start, end, text in _top_via_edits(msg, src_ip, src_port, force_rport):
+    for start, end, text in _top_via_edits(msg, src_ip, src_port, force_rport, same_host):
         msg.lumps.replace(start, end, text)
 
 

@@ -181,3 +181,31 @@ def test_sl_statistics_and_ack_filter() -> None:
     assert "sl:4xx_replies = 1" in lines and "sl:sent_replies = 1" in lines
     assert "sl:received_ACKs = 1" in lines
     assert ctx.msg.method == "INVITE"
+
+
+DNS_ZONE = """
+$TTL 300
+@       IN SOA ns.test. admin.test. 1 3600 600 86400 60
+@       IN NS  ns.test.
+ns      IN A   127.0.0.1
+phone   IN A 10.0.0.1
+other   IN A 10.9.9.9
+"""
+
+
+@pytest.mark.parametrize(("dns", "via_host", "received"), [
+    (0, "phone.test", True),     # without dns=yes a name always gets received=
+    (1, "phone.test", False),    # the name resolves to the source address
+    (1, "other.test", True),     # it resolves to another address
+])
+def test_received_with_dns(dns: int, via_host: str, received: bool) -> None:
+    from sipserver.core.dns import SipResolver
+    from tests.dnsserver import DnsTestServer
+
+    with DnsTestServer(DNS_ZONE) as srv:
+        r = ScriptRunner(f'dns={dns}\nroute {{ rewritehostport("192.0.2.7"); forward(); }}')
+        r.transport.resolver = SipResolver(nameservers=[srv.address], hosts_file=None)
+        msg = INVITE.replace(b"Via: SIP/2.0/UDP 10.0.0.1:5060", f"Via: SIP/2.0/UDP {via_host}:5060".encode())
+        r.request(msg, src=("10.0.0.1", 5060))
+    (text,) = r.sent_text
+    assert (";received=10.0.0.1" in text) == received

@@ -262,8 +262,11 @@ def _insert_path(ctx: MsgContext, path: str) -> None:
         msg.lumps.insert_header_first(line)
 
 
-def build_forwarded(ctx: MsgContext, sock: Any, proto: str) -> bytes:
+def build_forwarded(ctx: MsgContext, sock: Any, proto: str, branch: str | None = None) -> bytes:
     """The request as it leaves through `sock` with transport `proto`.
+
+    `branch` is the Via branch to use (tm passes its own); by default the
+    stateless one (`make_branch`).
 
     The message's own pending changes (append_hf & co.) are kept; what this
     function adds is taken back out before returning. Send-time lumps
@@ -276,7 +279,8 @@ def build_forwarded(ctx: MsgContext, sock: Any, proto: str) -> bytes:
         if ctx.path:
             _insert_path(ctx, ctx.path)
         host, port = _sent_by(ctx, sock)
-        branch = make_branch(msg, 0, ctx.ruri)
+        if branch is None:
+            branch = make_branch(msg, 0, ctx.ruri)
         add_via(msg, make_via(proto, host, port, branch, rport=ctx.local_rport))
         if ctx.src_ip:
             add_received_lumps(msg, ctx.src_ip, ctx.src_port, ctx.force_rport,

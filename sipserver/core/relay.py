@@ -57,6 +57,10 @@ def forward_reply(ctx: MsgContext) -> int:
         rt.log(L_ERR, f"reply relay: no socket for {dest.proto}:{dest.ip}")
         return E_SEND
     remove_top_via(msg)
+    if msg.status == 503 and not rt.config.get("disable_503_translation"):
+        # 1.6 relays a 503 as 500 (the code only; RFC 3261 16.7 item 6)
+        code_at = msg.text.index(" ") + 1
+        msg.lumps.replace(code_at, code_at + 3, "500")
     data = msg.build()
     if not transport.send(sock, dest, data):
         rt.log(L_ERR, f"reply relay: sending to {dest.proto}:{dest.ip}:{dest.port} failed")

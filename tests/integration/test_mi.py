@@ -84,10 +84,26 @@ def forked(module: LoadedModule, rank: int = 1) -> Iterator[int]:
             code = 1
         finally:
             os._exit(code)
+    _wait_sigterm_handler(pid)
     try:
         yield pid
     finally:
         stop(pid)
+
+
+def _wait_sigterm_handler(pid: int, timeout: float = 5.0) -> None:
+    """Until the child catches SIGTERM (its process loop is set up), so that
+    stopping it right away tests the clean exit, not the default action."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/status", encoding="ascii") as f:
+                caught = next(int(line.split()[1], 16) for line in f if line.startswith("SigCgt:"))
+        except (OSError, StopIteration):
+            return
+        if caught & (1 << (signal.SIGTERM - 1)):
+            return
+        time.sleep(0.01)
 
 
 def stop(pid: int) -> int | None:

@@ -209,3 +209,19 @@ def test_received_with_dns(dns: int, via_host: str, received: bool) -> None:
         r.request(msg, src=("10.0.0.1", 5060))
     (text,) = r.sent_text
     assert (";received=10.0.0.1" in text) == received
+
+
+@pytest.mark.parametrize(("disable", "code"), [(0, b"500"), (1, b"503")])
+def test_stateless_relay_translates_503(disable: int, code: bytes) -> None:
+    r = ScriptRunner(f"disable_503_translation={disable}\nroute {{ exit; }}")
+    reply = (b"SIP/2.0 503 Service Unavailable\r\n"
+             b"Via: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKabc.0\r\n"
+             b"Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK776asdhds\r\n"
+             b"To: <sip:a@example.com>;tag=x\r\nFrom: <sip:b@example.com>;tag=y\r\n"
+             b"Call-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n")
+    from sipserver.core.relay import forward_reply
+
+    assert forward_reply(r.context(reply, src=("192.0.2.5", 5060))) == 1
+    (text,) = r.sent_text
+    assert text.startswith("SIP/2.0 " + code.decode() + " Service Unavailable\r\n")
+    assert "branch=z9hG4bKabc.0" not in text

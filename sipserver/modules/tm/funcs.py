@@ -1,0 +1,537 @@
+"""tm's script functions (1.6 names, argument counts, route masks, codes).
+
+A transaction found or made for the message in hand is `ctx.transaction`.
+In the request route it is not locked: each function that changes it
+takes its lock, reloads it, changes it and stores it. In the onreply,
+failure and timer paths the lock is already held by the caller
+(`TmState.held`) and the object is changed in place; the caller stores it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ...core.context import MsgContext
+from ...core.errors import (
+    E_BAD_ADDRESS,
+    E_BAD_REQ,
+    E_BAD_TO,
+    E_BAD_TUPEL,
+    E_BAD_URI,
+    E_INVALID_PARAMS,
+    E_IP_BLOCKED,
+    E_NO_DESTINATION,
+    E_NO_SOCKET,
+    E_OUT_OF_MEM,
+    E_SCRIPT,
+    E_SEND,
+)
+from ...core.exports import (
+    BRANCH_ROUTE,
+    FAILURE_ROUTE,
+    ONREPLY_ROUTE,
+    REQUEST_ROUTE,
+    FixupError,
+    LoadedModule,
+)
+from ...core.forward import forward_request, parse_phostport
+from ...core.reply import err2reason, reply_destination
+from ...core.runtime import L_DBG, L_ERR
+from ...sip.errors import ParseError
+from ..sl import fixup_code_reason, render_code_reason
+from . import uac
+from .keys import cancel_tid, request_tid
+from .record import (
+    T_CANCEL_REASON,
+    T_CANCELLED,
+    T_IS_CANCEL,
+    T_NO_100,
+    T_NO_DNS_FO,
+    T_UAS_ACKED,
+    Txn,
+)
+from .store import TmState
+from .uac import REASON_ORIGINATOR, cancel_branches, forward_branches
+from .uas import local_reply, send_upstream
+
+__all__ = ["t_reply", "tm_state"]
+
+F_NO_100 = 0x01
+F_NO_ERR_REPLY = 0x02
+F_NO_DNS_FO = 0x04
+F_CANCEL_REASON = 0x08
+
+# t_on_* called before the transaction exists: kept for the message in hand
+_pending: dict[str, Any] = {"msg": None, "failure": None, "reply": None, "branch": None}
+ROUTE_REFS_KEY = "_route_refs"  # module.params entry: (kind, name) named by fixups
+
+
+def tm_state(ctx: MsgContext) -> TmState | None:
+    registry = ctx.rt.registry
+    mod = registry.modules.get("tm") if registry is not None else None
+    return mod.state if mod is not None else None
+
+
+def _pending_for(ctx: MsgContext) -> dict[str, Any]:
+    if _pending["msg"] is not ctx.msg:
+        _pending.update(msg=ctx.msg, failure=None, reply=None, branch=None)
+    return _pending
+
+
+def _match_opts(st: TmState) -> dict[str, bool]:
+    return {"ruri_matching": bool(st.params.get("ruri_matching", 1)),
+            "via1_matching": bool(st.params.get("via1_matching", 1))}
+
+
+def inerr2scripterr(err: int) -> int:
+    """1.6 t_relay_inerr2scripterr: internal error -> script code."""
+    if err in (E_BAD_URI, E_BAD_REQ, E_BAD_TO, E_INVALID_PARAMS):
+        return -2
+    if err == E_NO_DESTINATION:
+        return -3
+    if err == E_BAD_ADDRESS:
+        return -4
+    if err == E_IP_BLOCKED:
+        return -5
+    if err in (E_NO_SOCKET, E_SEND):
+        return -6
+    return -1
+
+
+# ---------------------------------------------------------------- core ops
+
+
+def _newtran_locked(st: TmState, ctx: MsgContext, tid: str) -> tuple[int, Txn | None]:
+    """1.6 t_newtran with the lock of `tid` held.
+
+    (1, txn) new transaction; (1, None) an ACK with no transaction to
+    absorb it (or an end-to-end ACK): forward it statelessly; (0, None) a
+    retransmission (the last reply re-sent) or an absorbed hop-by-hop ACK.
+    """
+    msg = ctx.msg
+    method = msg.method.upper()
+    t = st.load(tid)
+    now = st.clock()
+    if t is not None:
+        if method == "ACK":
+            if t.is_invite and 200 <= t.uas_status < 300:
+                return 1, None  # end-to-end ACK (RFC 2543 matching): goes on statelessly
+            if not t.flags & T_UAS_ACKED:
+                t.flags |= T_UAS_ACKED
+                t.uas_retr_due = 0.0
+                t.wait_due = now + st.wt if not t.wait_due else min(t.wait_due, now + st.wt)
+                st.save(t)
+            return 0, None
+        if t.uas_reply:
+            send_upstream(st, t, t.uas_reply)
+        st.rt.log(L_DBG, f"tm: {method} retransmission absorbed")
+        return 0, None
+    if method == "ACK":
+        return 1, None
+    dest = reply_destination(ctx)
+    rcv = ctx.rcv.name if ctx.rcv is not None else ""
+    t = Txn(tid, method, msg.buf, (ctx.src_ip, ctx.src_port, ctx.proto), rcv,
+            (dest.proto, dest.ip, dest.port), now)
+    t.ruri = ctx.ruri
+    t.msg_flags = ctx.flags
+    # a safety net for a transaction nobody forwards or answers (t_newtran
+    # alone, t_relay with flag 0x02 failing): forwarding disarms it
+    t.wait_due = now + st.fr + st.wt
+    pend = _pending_for(ctx)
+    t.on_failure, t.on_reply, t.on_branch = pend["failure"], pend["reply"], pend["branch"]
+    if not st.insert(t):
+        return E_OUT_OF_MEM, None
+    st.stat("UAS_transactions")
+    ctx.transaction = t
+    return 1, t
+
+
+def _snapshot_script_state(t: Txn, ctx: MsgContext) -> None:
+    """What the failure route will need of this request: flags, AVPs, the
+    request with the script's header changes, the R-URI."""
+    t.msg_flags = ctx.flags
+    t.avps = [(n, ctx.avps.get_all(n)) for n in ctx.avps.names()]
+    t.ruri = ctx.ruri
+    msg = ctx.msg
+    if msg.has_lumps and msg.lumps:
+        lumps = msg.lumps
+        mark = lumps.checkpoint()
+        try:
+            lumps.new_ruri = None
+            t.fwd_req = lumps.apply()
+        except Exception as e:  # a send-time lump that cannot render without a socket
+            ctx.rt.log(L_DBG, f"tm: request changes not kept for failure_route: {e!r}")
+        finally:
+            lumps.rollback(mark)
+
+
+def _with_txn(st: TmState, ctx: MsgContext, fn: Callable[[Txn], int]) -> int:
+    """Run fn on ctx.transaction, locking and reloading it unless already held."""
+    t = ctx.transaction
+    if t.tid in st.held:
+        return fn(t)
+    st.lock(t.tid)
+    try:
+        fresh = st.load(t.tid)
+        if fresh is None:
+            ctx.rt.log(L_ERR, "tm: the transaction is gone")
+            return -1
+        ctx.transaction = fresh
+        ret = fn(fresh)
+        if not st.save(fresh):
+            return -1
+        return ret
+    finally:
+        st.unlock(t.tid)
+
+
+def _kill_transaction(st: TmState, t: Txn, ctx: MsgContext) -> int:
+    """A negative reply after a failed forward (1.6 kill_transaction); 1 when sent."""
+    code, reason = err2reason(ctx.ser_error, "TM")
+    return local_reply(st, t, ctx, code, reason)
+
+
+def _dest_uri(dest: tuple[str | None, str, int | None]) -> str:
+    proto, host, port = dest
+    uri = f"sip:{host}" + (f":{port}" if port else "")
+    return uri + (f";transport={proto}" if proto else "")
+
+
+def _forward(st: TmState, t: Txn, ctx: MsgContext, dest: Any) -> int:
+    saved = ctx.dst_uri
+    if dest is not None:
+        ctx.dst_uri = _dest_uri(dest)
+    try:
+        return forward_branches(st, t, ctx)
+    finally:
+        ctx.dst_uri = saved
+
+
+def _e2e_cancel(st: TmState, ctx: MsgContext, flags: int) -> bool:
+    """A CANCEL for a known INVITE: mark it cancelled and CANCEL its branches."""
+    inv = cancel_tid(ctx.msg, **_match_opts(st))
+    st.lock(inv)
+    try:
+        ti = st.load(inv)
+        if ti is None:
+            return False
+        ti.flags |= T_CANCELLED
+        reason = REASON_ORIGINATOR
+        if flags & F_CANCEL_REASON:
+            h = ctx.msg.header("reason")
+            if h is not None:
+                reason = ctx.msg.text[h.start:h.end]
+        cancel_branches(st, ti, uac_pending(ti), reason)
+        st.save(ti)
+        return True
+    finally:
+        st.unlock(inv)
+
+
+def uac_pending(t: Txn) -> list[int]:
+    return [i for i, b in enumerate(t.branches) if b.last < 200]
+
+
+def t_relay_impl(ctx: MsgContext, dest: Any = None, flags: int = 0) -> int:
+    st = tm_state(ctx)
+    if st is None:
+        return -1
+    rt = ctx.rt
+    msg = ctx.msg
+    method = msg.method.upper()
+    t = ctx.transaction
+    if t is not None:
+        if ctx.route_type not in (REQUEST_ROUTE, FAILURE_ROUTE):
+            rt.log(L_ERR, "tm: t_relay: unsupported route type")
+            return 0
+        if method == "ACK":
+            return 1
+
+        def go(tx: Txn) -> int:
+            if flags & F_NO_DNS_FO:
+                tx.flags |= T_NO_DNS_FO
+            if flags & F_CANCEL_REASON:
+                tx.flags |= T_CANCEL_REASON
+            if ctx.route_type != FAILURE_ROUTE:
+                _snapshot_script_state(tx, ctx)
+            r = _forward(st, tx, ctx, dest)
+            return r if r > 0 else inerr2scripterr(r)
+        return _with_txn(st, ctx, go)
+    if ctx.route_type == FAILURE_ROUTE:
+        rt.log(L_ERR, "tm: BUG - undefined transaction in failure route")
+        return -1
+    try:
+        tid = request_tid(msg, **_match_opts(st))
+    except (ParseError, KeyError, IndexError, AttributeError):
+        return -2
+    cancel_done = False
+    st.lock(tid)
+    try:
+        ret, t = _newtran_locked(st, ctx, tid)
+        if ret < 0:
+            return inerr2scripterr(ret)
+        if ret == 0:
+            return 1
+        if t is None:  # an ACK nobody absorbs: stateless
+            r = forward_request(ctx, dest)
+            return 1 if r >= 0 else inerr2scripterr(r)
+        if flags & F_NO_100:
+            t.flags |= T_NO_100
+        if flags & F_NO_DNS_FO:
+            t.flags |= T_NO_DNS_FO
+        if flags & F_CANCEL_REASON:
+            t.flags |= T_CANCEL_REASON
+        if method == "CANCEL" and st.exists(cancel_tid(msg, **_match_opts(st))):
+            local_reply(st, t, ctx, 200, "canceling")
+            t.flags |= T_IS_CANCEL
+            st.save(t)
+            cancel_done = True
+        else:
+            if method == "INVITE" and not flags & F_NO_100:
+                local_reply(st, t, ctx, 100, "Giving a try")
+            _snapshot_script_state(t, ctx)
+            r = _forward(st, t, ctx, dest)
+            if r <= 0:
+                ret = inerr2scripterr(r)
+                if not flags & F_NO_ERR_REPLY and _kill_transaction(st, t, ctx) > 0:
+                    ret = 0
+                st.save(t)
+                return ret if ret else 1
+            st.save(t)
+            return 1
+    finally:
+        st.unlock(tid)
+    if cancel_done:
+        _e2e_cancel(st, ctx, flags)
+    return 1
+
+
+def t_reply(ctx: MsgContext, code: int, reason: str) -> int:
+    """Reply statefully (also signaling's entry point): 1 sent, -1 error,
+    0 for an ACK or a retransmission (the script stops)."""
+    st = tm_state(ctx)
+    if st is None:
+        return -1
+    msg = ctx.msg
+    if not msg.is_request or msg.method.upper() == "ACK":
+        return 0
+    if ctx.transaction is None:
+        if ctx.route_type == FAILURE_ROUTE:
+            ctx.rt.log(L_ERR, "tm: BUG - no transaction found in failure route")
+            return -1
+        try:
+            tid = request_tid(msg, **_match_opts(st))
+        except (ParseError, KeyError, IndexError, AttributeError):
+            return -1
+        st.lock(tid)
+        try:
+            ret, t = _newtran_locked(st, ctx, tid)
+            if ret == 0:
+                return 0
+            if ret < 0 or t is None:
+                ctx.rt.log(L_ERR, "tm: could not create a new transaction")
+                return -1
+            r = local_reply(st, t, ctx, code, reason)
+            st.save(t)
+            return r
+        finally:
+            st.unlock(tid)
+    return _with_txn(st, ctx, lambda t: local_reply(st, t, ctx, code, reason))
+
+
+# ---------------------------------------------------------------- script wrappers
+
+
+def w_t_newtran(ctx: MsgContext) -> int:
+    st = tm_state(ctx)
+    if st is None:
+        return -1
+    if ctx.transaction is not None:
+        ctx.rt.log(L_ERR, "tm: transaction already in process")
+        return E_SCRIPT
+    try:
+        tid = request_tid(ctx.msg, **_match_opts(st))
+    except (ParseError, KeyError, IndexError, AttributeError):
+        return E_BAD_TUPEL
+    st.lock(tid)
+    try:
+        ret, _t = _newtran_locked(st, ctx, tid)
+        if _t is not None:
+            _snapshot_script_state(_t, ctx)
+            st.save(_t)
+        return ret
+    finally:
+        st.unlock(tid)
+
+
+def w_t_relay(ctx: MsgContext, *args: Any) -> int:
+    dest = None
+    flags = 0
+    for a in args:
+        if isinstance(a, int):
+            flags = a
+        else:
+            dest = a
+    return t_relay_impl(ctx, dest, flags)
+
+
+def w_t_reply(ctx: MsgContext, code: Any, reason: Any) -> int:
+    rendered = render_code_reason(ctx, code, reason)
+    if rendered is None:
+        return -1
+    return t_reply(ctx, rendered[0], rendered[1])
+
+
+def w_t_check_trans(ctx: MsgContext) -> int:
+    st = tm_state(ctx)
+    if st is None:
+        return -1
+    msg = ctx.msg
+    method = msg.method.upper()
+    try:
+        if method == "CANCEL":
+            return 1 if st.exists(cancel_tid(msg, **_match_opts(st))) else -1
+        if ctx.transaction is not None:
+            return 1
+        tid = request_tid(msg, **_match_opts(st))
+    except (ParseError, KeyError, IndexError, AttributeError):
+        return 0
+    t = st.load(tid)
+    if t is None:
+        return -1
+    if method == "ACK":
+        return 1
+    if t.uas_reply:
+        send_upstream(st, t, t.uas_reply)
+    return 0
+
+
+def w_t_was_cancelled(ctx: MsgContext) -> int:
+    t = ctx.transaction
+    if t is None:
+        ctx.rt.log(L_ERR, "tm: t_was_cancelled: no transaction")
+        return -1
+    st = tm_state(ctx)
+    if st is not None and t.tid not in st.held:
+        fresh = st.load(t.tid)
+        t = fresh or t
+    return 1 if t.cancelled else -1
+
+
+def _reply_code_for(ctx: MsgContext) -> int:
+    """$T_reply_code / t_check_status: last sent (R), current (O), winning (F)."""
+    t = ctx.transaction
+    if ctx.route_type == ONREPLY_ROUTE:
+        return ctx.msg.status if ctx.msg.is_reply else (t.cur_code if t else 0)
+    if t is None:
+        return 0
+    if ctx.route_type == FAILURE_ROUTE and t.picked is not None:
+        return t.branches[t.picked].last
+    st = tm_state(ctx)
+    if st is not None and t.tid not in st.held:
+        fresh = st.load(t.tid)
+        if fresh is not None:
+            return fresh.uas_status
+    return t.uas_status
+
+
+def w_t_check_status(ctx: MsgContext, rx: re.Pattern[str]) -> int:
+    code = _reply_code_for(ctx)
+    if not code:
+        return -1
+    return 1 if rx.search(str(code)) else -1
+
+
+def _arm(kind: str) -> Callable[[MsgContext, str], int]:
+    def arm(ctx: MsgContext, name: str) -> int:
+        if kind == "reply" and ctx.route_type == BRANCH_ROUTE:
+            uac.BRANCH_ONREPLY[0] = name  # this branch only (new in 1.6)
+            return 1
+        t = ctx.transaction
+        if t is None:
+            _pending_for(ctx)[kind] = name
+            return 1
+        st = tm_state(ctx)
+        if st is None:
+            return -1
+
+        def set_route(tx: Txn) -> int:
+            setattr(tx, f"on_{kind}", name)
+            return 1
+        return _with_txn(st, ctx, set_route)
+    return arm
+
+
+def route_fixup(kind: str) -> Callable[[Any, LoadedModule, Sequence[str]], list[Any]]:
+    def fixup(env: Any, module: LoadedModule, args: Sequence[str]) -> list[Any]:
+        name = args[0].strip()
+        if not name:
+            raise FixupError("empty route name")
+        module.params.setdefault(ROUTE_REFS_KEY, []).append((kind, name))
+        return [name]
+    return fixup
+
+
+def fixup_regex(env: Any, module: LoadedModule, args: Sequence[str]) -> list[Any]:
+    try:
+        return [re.compile(args[0])]
+    except re.error as e:
+        raise FixupError(f"bad regular expression {args[0]!r}: {e}") from None
+
+
+def _flags_value(text: str) -> int | None:
+    t = text.strip().lower()
+    try:
+        return int(t, 16) if t.startswith("0x") else int(t)
+    except ValueError:
+        return None
+
+
+def fixup_relay1(env: Any, module: LoadedModule, args: Sequence[str]) -> list[Any]:
+    """One argument: a number is the flags, anything else a destination."""
+    flags = _flags_value(args[0])
+    if flags is not None:
+        return [flags]
+    return [_dest(args[0])]
+
+
+def fixup_relay2(env: Any, module: LoadedModule, args: Sequence[str]) -> list[Any]:
+    flags = _flags_value(args[1])
+    if flags is None:
+        raise FixupError(f"bad flags {args[1]!r} (decimal or hex number)")
+    return [_dest(args[0]), flags]
+
+
+def _dest(text: str) -> Any:
+    try:
+        return parse_phostport(text)
+    except ValueError as e:
+        raise FixupError(f"bad destination {text!r}: {e}") from None
+
+
+fixup_code_reason_tm = fixup_code_reason
+w_t_on_failure = _arm("failure")
+w_t_on_reply = _arm("reply")
+w_t_on_branch = _arm("branch")
+
+
+def w_t_flush_flags(ctx: MsgContext) -> int:
+    """t_flush_flags(): the message flags go into the transaction."""
+    st = tm_state(ctx)
+    if st is None or ctx.transaction is None:
+        return -1
+
+    def flush(tx: Txn) -> int:
+        tx.msg_flags = ctx.flags
+        return 1
+    return _with_txn(st, ctx, flush)
+
+
+def not_yet(name: str) -> Callable[..., int]:
+    """A 1.6 function this slice exports (scripts compile) but does not do yet."""
+    def func(ctx: MsgContext, *args: Any) -> int:
+        ctx.rt.log(L_ERR, f"tm: {name}() is not implemented yet")
+        return -1
+    return func

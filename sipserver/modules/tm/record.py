@@ -1,0 +1,227 @@
+"""The transaction record kept in shared memory, and its compact encoding.
+
+A `Txn` is what 1.6 keeps in `struct cell`: the request as received (to
+build local replies, CANCELs and the failure-route copy), where replies go
+upstream, the last reply sent upstream (for retransmissions), the script
+state the failure route needs (flags, AVPs, armed routes, R-URI), the
+timers' due times, and one `UacBranch` per forwarded copy (the bytes sent,
+the destination, the last code received, a stored final reply).
+
+Records are encoded with `marshal` as a flat tuple: no pickling of
+classes, a few hundred bytes plus the messages themselves. Times are
+`time.monotonic()` values (the clock is system-wide, the same in every
+process); 0 means "not armed".
+"""
+
+from __future__ import annotations
+
+import marshal
+from typing import Any
+
+__all__ = ["FORMAT", "T_CANCELLED", "T_CANCEL_REASON", "T_IS_CANCEL", "T_NO_100",
+           "T_NO_DNS_FO", "T_NO_NEW_BRANCHES", "T_UAS_ACKED", "Txn", "UacBranch"]
+
+FORMAT = 1
+
+# transaction flags
+T_CANCELLED = 0x01        # a CANCEL came from upstream
+T_NO_NEW_BRANCHES = 0x02  # a 6xx blocked further forking
+T_NO_DNS_FO = 0x04        # t_relay flag 0x04
+T_CANCEL_REASON = 0x08    # t_relay flag 0x08
+T_UAS_ACKED = 0x10        # the ACK for our non-2xx final reply came
+T_IS_CANCEL = 0x20        # a CANCEL transaction answered locally (200)
+T_NO_100 = 0x40
+
+# UacBranch.cancel
+CANCEL_NONE = 0
+CANCEL_PENDING = 1  # to be sent when a provisional reply arrives
+CANCEL_SENT = 2
+
+
+class UacBranch:
+    """One client transaction (a copy of the request sent downstream)."""
+
+    __slots__ = ("bflags", "cancel", "dst", "fr_due", "last", "on_reply", "reply",
+                 "request", "retr_due", "retr_iv", "sock", "uri")
+
+    def __init__(self, uri: str = "", dst: tuple[str, str, int] = ("udp", "", 0),
+                 sock: str = "", request: bytes = b"") -> None:
+        self.uri = uri
+        self.dst = dst
+        self.sock = sock
+        self.request = request
+        self.last = 0           # last code received (0: none yet)
+        self.reply = b""        # stored final reply (b"" with last>=200: a faked one)
+        self.retr_due = 0.0
+        self.retr_iv = 0.0
+        self.fr_due = 0.0
+        self.cancel = CANCEL_NONE
+        self.on_reply: str | None = None
+        self.bflags = 0
+
+    def pack(self) -> tuple[Any, ...]:
+        return (self.uri, tuple(self.dst), self.sock, self.request, self.last, self.reply,
+                self.retr_due, self.retr_iv, self.fr_due, self.cancel, self.on_reply,
+                self.bflags)
+
+    @classmethod
+    def unpack(cls, t: tuple[Any, ...]) -> UacBranch:
+        b = cls.__new__(cls)
+        (b.uri, dst, b.sock, b.request, b.last, b.reply, b.retr_due, b.retr_iv,
+         b.fr_due, b.cancel, b.on_reply, b.bflags) = t
+        b.dst = tuple(dst)
+        return b
+
+    @property
+    def pending(self) -> bool:
+        """No final reply yet."""
+        return self.last < 200
+
+    def __repr__(self) -> str:
+        return f"UacBranch({self.uri!r} -> {self.dst}, last={self.last})"
+
+
+class Txn:
+    """A transaction (server side + its client branches)."""
+
+    __slots__ = (
+        # per process, never stored
+        "_req_msg",
+        # persistent
+        "avps",
+        "branches",
+        "created",
+        "cur_branch",
+        "cur_code",
+        "first_branch",
+        "flags",
+        "fwd_req",
+        "method",
+        "msg_flags",
+        "on_branch",
+        "on_failure",
+        "on_reply",
+        "picked",
+        "rcv",
+        "reply_dst",
+        "request",
+        "ruri",
+        "src",
+        "tid",
+        "totag",
+        "uas_local",
+        "uas_reply",
+        "uas_retr_due",
+        "uas_retr_iv",
+        "uas_status",
+        "wait_due",
+    )
+
+    def __init__(self, tid: str = "", method: str = "", request: bytes = b"",
+                 src: tuple[str, int, str] = ("", 0, "udp"), rcv: str = "",
+                 reply_dst: tuple[str, str, int] = ("udp", "", 0), created: float = 0.0) -> None:
+        self.tid = tid
+        self.method = method
+        self.request = request
+        self.fwd_req = b""  # the request with the script's changes (b"": as received)
+        self.src = src
+        self.rcv = rcv
+        self.reply_dst = reply_dst
+        self.created = created
+        self.uas_status = 0
+        self.uas_reply = b""
+        self.uas_local = False
+        self.totag = ""
+        self.flags = 0
+        self.on_failure: str | None = None
+        self.on_reply: str | None = None
+        self.on_branch: str | None = None
+        self.msg_flags = 0
+        self.avps: list[tuple[Any, list[Any]]] = []
+        self.ruri = ""
+        self.first_branch = 0
+        self.uas_retr_due = 0.0
+        self.uas_retr_iv = 0.0
+        self.wait_due = 0.0
+        self.branches: list[UacBranch] = []
+        self._init_transient()
+
+    def _init_transient(self) -> None:
+        self._req_msg = None
+        self.cur_branch: int | None = None  # branch of the reply being handled (O/B routes)
+        self.cur_code = 0                   # code of that reply
+        self.picked: int | None = None      # winning branch (failure route)
+
+    # ------------------------------------------------------------ encoding
+
+    def encode(self) -> bytes:
+        return marshal.dumps((
+            FORMAT, self.method, self.request, self.fwd_req, tuple(self.src), self.rcv, tuple(self.reply_dst),
+            self.created, self.uas_status, self.uas_reply, self.uas_local, self.totag,
+            self.flags, self.on_failure, self.on_reply, self.on_branch, self.msg_flags,
+            [(n, list(v)) for n, v in self.avps], self.ruri, self.first_branch,
+            self.uas_retr_due, self.uas_retr_iv, self.wait_due,
+            [b.pack() for b in self.branches],
+        ))
+
+    @classmethod
+    def decode(cls, tid: str, data: bytes) -> Txn:
+        t = cls.__new__(cls)
+        values = marshal.loads(data)
+        if values[0] != FORMAT:
+            raise ValueError(f"unknown transaction record format {values[0]}")
+        (_, t.method, t.request, t.fwd_req, src, t.rcv, reply_dst, t.created, t.uas_status,
+         t.uas_reply, t.uas_local, t.totag, t.flags, t.on_failure, t.on_reply, t.on_branch,
+         t.msg_flags, avps, t.ruri, t.first_branch, t.uas_retr_due, t.uas_retr_iv,
+         t.wait_due, branches) = values
+        t.tid = tid
+        t.src = tuple(src)
+        t.reply_dst = tuple(reply_dst)
+        t.avps = [(n, list(v)) for n, v in avps]
+        t.branches = [UacBranch.unpack(b) for b in branches]
+        t._init_transient()
+        return t
+
+    # ------------------------------------------------------------ views
+
+    @property
+    def is_invite(self) -> bool:
+        return self.method == "INVITE"
+
+    @property
+    def cancelled(self) -> bool:
+        return bool(self.flags & T_CANCELLED)
+
+    @property
+    def completed(self) -> bool:
+        """A final reply went upstream."""
+        return self.uas_status >= 200
+
+    @property
+    def local_totag(self) -> str:
+        """The To-tag of our local replies (signaling's send_reply_api reads it)."""
+        return self.totag
+
+    def pending_branches(self) -> list[int]:
+        return [i for i in range(self.first_branch, len(self.branches))
+                if self.branches[i].pending]
+
+    def next_due(self) -> float:
+        """The earliest armed timer (0: none)."""
+        dues = [self.uas_retr_due, self.wait_due]
+        for b in self.branches:
+            dues.append(b.retr_due)
+            dues.append(b.fr_due)
+        armed = [d for d in dues if d > 0]
+        return min(armed) if armed else 0.0
+
+    def request_msg(self) -> Any:
+        """The stored request, parsed (cached in this process)."""
+        if self._req_msg is None:
+            from ...sip.message import parse_message
+
+            self._req_msg = parse_message(self.request)
+        return self._req_msg
+
+    def __repr__(self) -> str:
+        return f"Txn({self.tid[:8]} {self.method} status={self.uas_status} {self.branches})"

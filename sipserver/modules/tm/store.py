@@ -1,0 +1,149 @@
+"""Where transactions live: a shared hash of records plus a due-time index.
+
+Made in the master (mod_init) before the fork, so every receiver and the
+timer process see the same transactions:
+
+* `table` — tid -> encoded `Txn`;
+* `due` — tid -> next due time (8 bytes): the timer scans only this;
+* `locks` — per-transaction locks (striped by tid). Everything that reads
+  a record, changes it and writes it back holds the transaction's lock for
+  the whole time (1.6's REPLY_LOCK), script routes included, so a reply
+  handled in one process and a timer firing in another never interleave.
+  Never hold two of these locks at once.
+
+Out of shared memory: `save` logs and returns False; callers fail the
+operation (-1 / 500) and nothing crashes.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ...core.runtime import L_ERR
+from ...shm import LockSet, Segment, SharedHash, ShmOutOfMemory
+from .record import Txn
+
+__all__ = ["STATS", "TmState"]
+
+STATS = ("received_replies", "relayed_replies", "local_replies", "UAS_transactions",
+         "UAC_transactions", "2xx_transactions", "3xx_transactions", "4xx_transactions",
+         "5xx_transactions", "6xx_transactions", "inuse_transactions")
+
+_D = struct.Struct("<d")
+TABLE_BUCKETS = 4096
+LOCK_STRIPES = 64
+
+
+def _tid_hash(key: bytes) -> int:
+    """Fork-independent and spread: the tid is already an MD5 in hex."""
+    return int(key[:15], 16)
+
+
+class TmState:
+    """The module's per-process view of the shared transaction store."""
+
+    def __init__(self, rt: Any, params: dict[str, Any], *, segment: Segment | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.rt = rt
+        self.params = params
+        self.clock = clock
+        seg = segment or rt.shm
+        if seg is None:  # no shared memory (unit tests): a private segment
+            seg = Segment(8 * 1024 * 1024)
+        self.seg = seg
+        self.table = SharedHash(seg, TABLE_BUCKETS, LockSet(LOCK_STRIPES), _tid_hash)
+        self.due = SharedHash(seg, 512, LockSet(8), _tid_hash)
+        self.locks = LockSet(LOCK_STRIPES * 2)
+        self._acq = self.locks.acquirers
+        self._rel = self.locks.releasers
+        self.held: set[str] = set()  # transactions whose lock this process holds
+        self.stats: dict[str, Any] = {}
+        if params.get("enable_stats", 1) and rt.stats is not None:
+            for name in STATS:
+                h = rt.stats.stat("tm", name)
+                if h is not None:
+                    self.stats[name] = h
+        # seconds, from the parameters
+        self.t1 = max(int(params.get("T1_timer", 500)), 1) / 1000.0
+        self.t2 = max(int(params.get("T2_timer", 4000)), 1) / 1000.0
+        self.fr = float(params.get("fr_timer", 30))
+        self.fr_inv = float(params.get("fr_inv_timer", 120))
+        self.wt = float(params.get("wt_timer", 5))
+
+    # ------------------------------------------------------------ stats
+
+    def stat(self, name: str, n: int = 1) -> None:
+        h = self.stats.get(name)
+        if h is not None:
+            h.inc(n) if n >= 0 else h.dec(-n)
+
+    def stat_final(self, code: int) -> None:
+        if code >= 200:
+            self.stat(f"{min(code // 100, 6)}xx_transactions")
+
+    # ------------------------------------------------------------ locks
+
+    def _stripe(self, tid: str) -> int:
+        return int(tid[:8], 16) % self.locks.n
+
+    def lock(self, tid: str) -> None:
+        self._acq[self._stripe(tid)]()
+        self.held.add(tid)
+
+    def unlock(self, tid: str) -> None:
+        self.held.discard(tid)
+        self._rel[self._stripe(tid)]()
+
+    # ------------------------------------------------------------ records
+
+    def load(self, tid: str) -> Txn | None:
+        """The transaction (hold its lock when you mean to change it)."""
+        data = self.table.get(tid.encode())
+        if data is None:
+            return None
+        try:
+            return Txn.decode(tid, data)
+        except (ValueError, TypeError, EOFError) as e:
+            self.rt.log(L_ERR, f"tm: broken transaction record {tid}: {e}")
+            return None
+
+    def exists(self, tid: str) -> bool:
+        return tid.encode() in self.table
+
+    def save(self, t: Txn) -> bool:
+        """Write the record back (under its lock) and index its next due time."""
+        key = t.tid.encode()
+        try:
+            self.table.put(key, t.encode())
+            due = t.next_due()
+            if due > 0:
+                self.due.put(key, _D.pack(due))
+            else:
+                self.due.delete(key)
+        except ShmOutOfMemory:
+            self.rt.log(L_ERR, "tm: out of shared memory (transaction not stored)")
+            return False
+        return True
+
+    def insert(self, t: Txn) -> bool:
+        """Store a new transaction; counts it in inuse_transactions."""
+        if not self.save(t):
+            return False
+        self.stat("inuse_transactions")
+        return True
+
+    def delete(self, tid: str) -> None:
+        key = tid.encode()
+        if self.table.pop(key) is not None:
+            self.stat("inuse_transactions", -1)
+        self.due.delete(key)
+
+    def due_now(self, now: float) -> list[str]:
+        """Ids of the transactions with a timer due at `now`."""
+        return [k.decode() for k, v in self.due.items() if _D.unpack(v)[0] <= now]
+
+    def __len__(self) -> int:
+        return len(self.table)

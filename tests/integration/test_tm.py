@@ -1,0 +1,345 @@
+"""tm on the wire: a stateful proxy (t_relay) between raw UDP peers and SIPp."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from .server import SipServer, free_port
+from .sipp import Uas, have_sipp, run_uac
+
+TM_CFG = """
+log_stderror=yes
+debug=1
+children=3
+listen=udp:127.0.0.1:@PORT@
+loadmodule "sl.so"
+loadmodule "tm.so"
+loadmodule "rr.so"
+loadmodule "maxfwd.so"
+loadmodule "uri.so"
+modparam("tm", "fr_timer", 2)
+modparam("tm", "fr_inv_timer", 2)
+modparam("tm", "wt_timer", 2)
+
+route {
+    if (!mf_process_maxfwd_header("10")) {
+        sl_send_reply("483", "Too Many Hops");
+        exit;
+    }
+    if (method == "OPTIONS" && $rU == "ping") {
+        sl_send_reply("200", "Alive");
+        exit;
+    }
+    if (has_totag()) {
+        if (loose_route()) {
+            t_relay();
+            exit;
+        }
+        if (method == "ACK") {
+            if (t_check_trans()) t_relay();
+            exit;
+        }
+        sl_send_reply("404", "Not here");
+        exit;
+    }
+    if (method == "CANCEL") {
+        if (t_check_trans()) t_relay();
+        exit;
+    }
+    if (method == "INVITE") {
+        record_route();
+    }
+    if ($rU == "service") {
+        rewritehostport("127.0.0.1:@SIPPUAS@");
+    }
+    if ($rU == "serial") {
+        t_on_failure("1");
+    }
+    if (!t_relay()) {
+        sl_reply_error();
+    }
+}
+
+failure_route[1] {
+    if (t_was_cancelled()) {
+        exit;
+    }
+    if (t_check_status("486")) {
+        rewritehostport("127.0.0.1:@UAS2@");
+        t_relay();
+    }
+}
+"""
+
+
+class Peer:
+    """A raw UDP endpoint (UAC or UAS) on 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+
+    def send(self, data: str | bytes, port: int) -> None:
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendto(data, ("127.0.0.1", port))
+
+    def recv(self, timeout: float = 2.0) -> str | None:
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recvfrom(65535)[0].decode("latin-1")
+        except TimeoutError:
+            return None
+
+    def recv_until(self, pred, timeout: float = 3.0) -> tuple[str | None, list[str]]:
+        """The first message matching pred, and everything received before it."""
+        seen: list[str] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = self.recv(max(0.01, deadline - time.monotonic()))
+            if m is None:
+                break
+            if pred(m):
+                return m, seen
+            seen.append(m)
+        return None, seen
+
+    def drain(self, timeout: float = 0.3) -> list[str]:
+        out = []
+        while (m := self.recv(timeout)) is not None:
+            out.append(m)
+        return out
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def first(msg: str | None) -> str:
+    assert msg is not None, "nothing received"
+    return msg.split("\r\n", 1)[0]
+
+
+def request(method: str, ruri: str, uac: Peer, *, call_id: str, branch: str, cseq: int = 1,
+            to_tag: str = "", route: str = "", cseq_method: str | None = None) -> str:
+    to = "<sip:bob@127.0.0.1>" + (f";tag={to_tag}" if to_tag else "")
+    lines = [
+        f"{method} {ruri} SIP/2.0",
+        f"Via: SIP/2.0/UDP 127.0.0.1:{uac.port};branch={branch};rport",
+        "Max-Forwards: 70",
+        f"From: <sip:alice@127.0.0.1>;tag=a-{call_id}",
+        f"To: {to}",
+        f"Call-ID: {call_id}",
+        f"CSeq: {cseq} {cseq_method or method}",
+        f"Contact: <sip:alice@127.0.0.1:{uac.port}>",
+    ]
+    if route:
+        lines.append(f"Route: {route}")
+    return "\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n"
+
+
+def reply(req: str, code: int, reason: str, *, to_tag: str = "", contact: str = "") -> str:
+    """A UAS reply copying Via/From/To/Call-ID/CSeq/Record-Route."""
+    head = req.split("\r\n\r\n", 1)[0].split("\r\n")[1:]
+    out = [f"SIP/2.0 {code} {reason}"]
+    for line in head:
+        name = line.split(":", 1)[0].strip().lower()
+        if name == "to" and to_tag and ";tag=" not in line:
+            line += f";tag={to_tag}"
+        if name in ("via", "from", "to", "call-id", "cseq", "record-route"):
+            out.append(line)
+    if contact:
+        out.append(f"Contact: {contact}")
+    return "\r\n".join(out) + "\r\nContent-Length: 0\r\n\r\n"
+
+
+def header(msg: str, name: str) -> list[str]:
+    return [line.split(":", 1)[1].strip() for line in msg.split("\r\n\r\n", 1)[0].split("\r\n")[1:]
+            if line.split(":", 1)[0].strip().lower() == name.lower()]
+
+
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("tm")
+    uas2 = Peer()
+    sipp_uas = free_port()
+    cfg = TM_CFG.replace("@UAS2@", str(uas2.port)).replace("@SIPPUAS@", str(sipp_uas))
+    server = SipServer(tmp, cfg).start()
+    server.uas2 = uas2  # type: ignore[attr-defined]
+    server.sipp_uas = sipp_uas  # type: ignore[attr-defined]
+    server.tmp = tmp
+    yield server
+    uas2.close()
+    server.stop()
+
+
+@pytest.fixture
+def peers():
+    uac, uas = Peer(), Peer()
+    yield uac, uas
+    uac.close()
+    uas.close()
+
+
+BRANCH_RE = re.compile(r"^SIP/2\.0/UDP 127\.0\.0\.1:\d+;branch=z9hG4bK[0-9a-f]{32}\.0$")
+
+
+def test_invite_call_through_t_relay(proxy: SipServer, peers) -> None:
+    uac, uas = peers
+    p = proxy.port
+    inv = request("INVITE", f"sip:bob@127.0.0.1:{uas.port}", uac, call_id="call1",
+                  branch="z9hG4bK-c1")
+    uac.send(inv, p)
+    assert first(uac.recv()) == "SIP/2.0 100 Giving a try"
+    got = uas.recv()
+    assert first(got) == f"INVITE sip:bob@127.0.0.1:{uas.port} SIP/2.0"
+    vias = header(got, "via")
+    assert len(vias) == 2 and BRANCH_RE.match(vias[0]), vias
+    assert vias[1] == (f"SIP/2.0/UDP 127.0.0.1:{uac.port};received=127.0.0.1;"
+                       f"branch=z9hG4bK-c1;rport={uac.port}")
+    rr = header(got, "record-route")
+    assert rr == [f"<sip:127.0.0.1:{p};lr;ftag=a-call1>"]
+    # 180, then a retransmitted INVITE: the 180 again upstream, nothing downstream
+    uas.send(reply(got, 180, "Ringing", to_tag="b1"), p)
+    ringing = uac.recv()
+    assert first(ringing) == "SIP/2.0 180 Ringing"
+    assert len(header(ringing, "via")) == 1
+    uac.send(inv, p)
+    assert uac.recv() == ringing
+    # our own retransmission stopped with the 180: the UAS sees nothing more
+    assert uas.drain(0.7) == []
+    ok = reply(got, 200, "OK", to_tag="b1", contact=f"<sip:bob@127.0.0.1:{uas.port}>")
+    uas.send(ok, p)
+    answer = uac.recv()
+    assert first(answer) == "SIP/2.0 200 OK"
+    assert header(answer, "record-route") == rr
+    # ACK and BYE follow the route set
+    route = rr[0]
+    uac.send(request("ACK", f"sip:bob@127.0.0.1:{uas.port}", uac, call_id="call1",
+                     branch="z9hG4bK-c1ack", to_tag="b1", route=route), p)
+    ack = uas.recv()
+    assert first(ack) == f"ACK sip:bob@127.0.0.1:{uas.port} SIP/2.0"
+    bye = request("BYE", f"sip:bob@127.0.0.1:{uas.port}", uac, call_id="call1",
+                  branch="z9hG4bK-c1bye", cseq=2, to_tag="b1", route=route)
+    uac.send(bye, p)
+    got_bye = uas.recv()
+    assert first(got_bye) == f"BYE sip:bob@127.0.0.1:{uas.port} SIP/2.0"
+    assert BRANCH_RE.match(header(got_bye, "via")[0])
+    uas.send(reply(got_bye, 200, "OK"), p)
+    assert first(uac.recv()) == "SIP/2.0 200 OK"
+
+
+def test_serial_forking_after_486(proxy: SipServer, peers) -> None:
+    uac, uas = peers
+    uas2: Peer = proxy.uas2  # type: ignore[attr-defined]
+    uas2.drain(0.05)
+    p = proxy.port
+    uac.send(request("INVITE", f"sip:serial@127.0.0.1:{uas.port}", uac, call_id="call2",
+                     branch="z9hG4bK-c2"), p)
+    assert first(uac.recv()) == "SIP/2.0 100 Giving a try"
+    got = uas.recv()
+    uas.send(reply(got, 486, "Busy Here", to_tag="busy"), p)
+    ack = uas.recv()
+    assert first(ack) == f"ACK sip:serial@127.0.0.1:{uas.port} SIP/2.0"
+    assert header(ack, "via")[0] == header(got, "via")[0]  # the INVITE's branch
+    assert header(ack, "to")[0].endswith(";tag=busy")
+    second = uas2.recv()
+    assert first(second) == f"INVITE sip:serial@127.0.0.1:{uas2.port} SIP/2.0"
+    via = header(second, "via")[0]
+    assert via.endswith(".1") and via.rsplit(".", 1)[0] == header(got, "via")[0].rsplit(".", 1)[0]
+    uas2.send(reply(second, 200, "OK", to_tag="second"), p)
+    answer, before = uac.recv_until(lambda m: not m.startswith("SIP/2.0 100"))
+    assert first(answer) == "SIP/2.0 200 OK", before
+    assert header(answer, "to")[0].endswith(";tag=second")
+
+
+def test_unanswered_invite_gets_408(proxy: SipServer, peers) -> None:
+    uac, uas = peers
+    p = proxy.port
+    uac.send(request("INVITE", f"sip:bob@127.0.0.1:{uas.port}", uac, call_id="call3",
+                     branch="z9hG4bK-c3"), p)
+    assert first(uac.recv()) == "SIP/2.0 100 Giving a try"
+    got = uas.recv()
+    uas.send(reply(got, 180, "Ringing", to_tag="r3"), p)
+    assert first(uac.recv()) == "SIP/2.0 180 Ringing"
+    t0 = time.monotonic()
+    answer, _ = uac.recv_until(lambda m: m.startswith("SIP/2.0 408"), timeout=4)
+    elapsed = time.monotonic() - t0
+    assert answer is not None and first(answer) == "SIP/2.0 408 Request Timeout"
+    assert 1.5 < elapsed < 3.5
+    cancel, _ = uas.recv_until(lambda m: m.startswith("CANCEL"), timeout=1)
+    assert cancel is not None
+    assert 'Reason: SIP;cause=480;text="NO_ANSWER"' in cancel
+    # the ACK for our 408 is absorbed by the proxy
+    uac.send(request("ACK", f"sip:bob@127.0.0.1:{uas.port}", uac, call_id="call3",
+                     branch="z9hG4bK-c3", to_tag=header(answer, "to")[0].split("tag=")[1]), p)
+    assert [m for m in uas.drain(0.5) if m.startswith("ACK")] == []
+
+
+def test_upstream_cancel_of_ringing_call(proxy: SipServer, peers) -> None:
+    uac, uas = peers
+    p = proxy.port
+    ruri = f"sip:bob@127.0.0.1:{uas.port}"
+    uac.send(request("INVITE", ruri, uac, call_id="call4", branch="z9hG4bK-c4"), p)
+    assert first(uac.recv()) == "SIP/2.0 100 Giving a try"
+    got = uas.recv()
+    uas.send(reply(got, 180, "Ringing", to_tag="r4"), p)
+    assert first(uac.recv()) == "SIP/2.0 180 Ringing"
+    uac.send(request("CANCEL", ruri, uac, call_id="call4", branch="z9hG4bK-c4"), p)
+    assert first(uac.recv()) == "SIP/2.0 200 canceling"
+    cancel = uas.recv()
+    assert first(cancel) == f"CANCEL {ruri} SIP/2.0"
+    assert header(cancel, "via") == [header(got, "via")[0]]
+    assert 'Reason: SIP;cause=487;text="ORIGINATOR_CANCEL"' in cancel
+    assert "Max-Forwards: 70" in cancel
+    uas.send(reply(cancel, 200, "OK", to_tag="r4"), p)
+    uas.send(reply(got, 487, "Request Terminated", to_tag="r4"), p)
+    assert first(uas.recv()) == f"ACK {ruri} SIP/2.0"
+    assert first(uac.recv()) == "SIP/2.0 487 Request Terminated"
+
+
+def test_non_invite_retransmissions(proxy: SipServer, peers) -> None:
+    uac, uas = peers
+    p = proxy.port
+    msg = request("MESSAGE", f"sip:bob@127.0.0.1:{uas.port}", uac, call_id="call5",
+                  branch="z9hG4bK-c5")
+    uac.send(msg, p)
+    a = uas.recv()
+    b = uas.recv(1.0)  # the proxy retransmits after T1 (500 ms)
+    assert first(a) == first(b) == f"MESSAGE sip:bob@127.0.0.1:{uas.port} SIP/2.0"
+    assert a == b
+    uas.send(reply(a, 200, "OK", to_tag="m5"), p)
+    ok = uac.recv()
+    assert first(ok) == "SIP/2.0 200 OK"
+    uac.send(msg, p)  # a retransmission gets the 200 again
+    assert uac.recv() == ok
+    assert uas.drain(0.7) == []  # and nothing more goes downstream
+    # OPTIONS answered 404: relayed; retransmission answered from the transaction
+    opt = request("OPTIONS", f"sip:bob@127.0.0.1:{uas.port}", uac, call_id="call6",
+                  branch="z9hG4bK-c6")
+    uac.send(opt, p)
+    o = uas.recv()
+    uas.send(reply(o, 404, "Not Found", to_tag="o6"), p)
+    nf = uac.recv()
+    assert first(nf) == "SIP/2.0 404 Not Found"
+    uac.send(opt, p)
+    assert uac.recv() == nf
+
+
+@pytest.mark.skipif(not have_sipp(), reason="sipp (sip-tester) is not installed")
+def test_500_calls_through_t_relay(proxy: SipServer) -> None:
+    tmp: Path = proxy.tmp  # type: ignore[attr-defined]
+    uas = Uas(tmp, proxy.sipp_uas, scenario="tm_uas.xml")  # type: ignore[attr-defined]
+    try:
+        time.sleep(0.3)
+        result = run_uac(tmp, f"127.0.0.1:{proxy.port}", calls=500, rate=250,
+                         scenario="tm_uac.xml", timeout=30)
+    finally:
+        uas.stop()
+    assert result["successful"] == 500, (result, proxy.log()[-2000:])
+    assert result["failed"] == 0

@@ -412,12 +412,10 @@ def _unfold(lines: list[str], eol: str) -> list[str]:
     return out
 
 
-# A header line as almost every message writes it: a token name, a colon,
-# optional blanks, a value with no blanks at either end. Lines of this shape
-# need no further checks; anything else takes the careful path.
-_PLAIN_LINE_RE = re.compile(
-    r"[A-Za-z0-9!%*_+`'~.\-]+:[ \t]*(?:[^ \t\r\n](?:.*[^ \t\r\n])?)?\Z", re.S
-)
+# A line of the header block that does not start with a token and a colon:
+# when there is none (almost always), every line is a plain "Name: value"
+# and the per-line checks can be skipped. Folded lines also hit this.
+_ODD_LINE_RE = re.compile(r"^(?![A-Za-z0-9!%*_+`'~.\-]+:)", re.M)
 
 
 def _index_headers(msg: SipMsg, text: str, pos: int, end: int, eol: str) -> None:
@@ -435,7 +433,7 @@ def _index_headers(msg: SipMsg, text: str, pos: int, end: int, eol: str) -> None
     lines = block.split(eol)
     if eol + " " in block or eol + "\t" in block:
         lines = _unfold(lines, eol)
-    plain_line = _PLAIN_LINE_RE.match
+    careful = _ODD_LINE_RE.search(block) is not None
     new_header = Header
     index_get = index.get
     append = headers.append
@@ -443,15 +441,13 @@ def _index_headers(msg: SipMsg, text: str, pos: int, end: int, eol: str) -> None
         name, colon, value = line.partition(":")
         start = pos
         pos += len(line) + eol_len
-        if plain_line(line) is not None:
-            if value[:1] in (" ", "\t"):
-                stripped = value.lstrip(" \t")
-                vstart = pos - eol_len - len(stripped)
-                value = stripped
-            else:
-                vstart = start + len(name) + 1
-        else:
+        if careful:
             name, value, vstart = _careful_header_line(line, name, colon, value, start)
+        else:
+            stripped = value.lstrip(" \t")
+            vstart = start + len(name) + 1 + len(value) - len(stripped)
+            value = stripped.rstrip(" \t\r\n") if stripped[-1:] in (" ", "\t", "\r", "\n") \
+                else stripped
         key = name.lower()
         if len(key) == 1:
             key = compact.get(key, key)

@@ -17,14 +17,18 @@ log_stderror=yes
 debug=1
 children=3
 listen=udp:127.0.0.1:@PORT@
+listen=tcp:127.0.0.1:@PORT@
+tcp_children=1
 loadmodule "sl.so"
 loadmodule "tm.so"
 loadmodule "rr.so"
 loadmodule "maxfwd.so"
 loadmodule "uri.so"
+loadmodule "textops.so"
 modparam("tm", "fr_timer", 2)
 modparam("tm", "fr_inv_timer", 2)
 modparam("tm", "wt_timer", 2)
+modparam("tm", "tw_append", "vm: ua=$hdr(User-Agent)")
 
 route {
     if (!mf_process_maxfwd_header("10")) {
@@ -51,6 +55,25 @@ route {
         if (t_check_trans()) t_relay();
         exit;
     }
+    if ($rU == "body") {
+        append_to_reply("Content-Type: text/plain\\r\\n");
+        t_reply_with_body("200", "With body", "hello $fU");
+        exit;
+    }
+    if (method == "REGISTER") {
+        t_replicate("sip:127.0.0.1:@UAS2@");
+        sl_send_reply("200", "Replicated");
+        exit;
+    }
+    if ($rU == "vm") {
+        t_newtran();
+        t_write_unix("voicemail/vm", "@VMSOCK@");
+        exit;
+    }
+    if ($rU == "extra") {
+        t_newtran();
+        t_add_hdrs("X-Extra: $fU\\r\\n");
+    }
     if (method == "INVITE") {
         record_route();
     }
@@ -75,6 +98,22 @@ failure_route[1] {
     }
 }
 """
+
+
+def read_stream(sock: socket.socket, until: bytes, timeout: float = 4.0) -> list[bytes]:
+    """Content-Length: 0 messages read from a stream up to the one starting with `until`."""
+    sock.settimeout(timeout)
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msgs = [m + b"\r\n\r\n" for m in buf.split(b"\r\n\r\n")[:-1]]
+        if any(m.startswith(until) for m in msgs):
+            return msgs
+        data = sock.recv(65535)
+        if not data:
+            break
+        buf += data
+    return [m + b"\r\n\r\n" for m in buf.split(b"\r\n\r\n")[:-1]]
 
 
 class Peer:
@@ -168,7 +207,8 @@ def proxy(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("tm")
     uas2 = Peer()
     sipp_uas = free_port()
-    cfg = TM_CFG.replace("@UAS2@", str(uas2.port)).replace("@SIPPUAS@", str(sipp_uas))
+    cfg = (TM_CFG.replace("@UAS2@", str(uas2.port)).replace("@SIPPUAS@", str(sipp_uas))
+           .replace("@VMSOCK@", str(tmp / "vm.sock")))
     server = SipServer(tmp, cfg).start()
     server.uas2 = uas2  # type: ignore[attr-defined]
     server.sipp_uas = sipp_uas  # type: ignore[attr-defined]
@@ -343,3 +383,108 @@ def test_500_calls_through_t_relay(proxy: SipServer) -> None:
         uas.stop()
     assert result["successful"] == 500, (result, proxy.log()[-2000:])
     assert result["failed"] == 0
+
+
+def test_t_reply_with_body(proxy: SipServer, peers) -> None:
+    uac, _uas = peers
+    msg = request("MESSAGE", "sip:body@127.0.0.1", uac, call_id="call7", branch="z9hG4bK-c7")
+    uac.send(msg, proxy.port)
+    got = uac.recv()
+    assert first(got) == "SIP/2.0 200 With body"
+    assert got.endswith("CSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\n"
+                        "Server: OpenSIPS (1.6.4-notls (x86_64/linux))\r\n"
+                        "Content-Length: 11\r\n\r\nhello alice")
+    uac.send(msg, proxy.port)
+    assert uac.recv() == got
+
+
+def test_cancel_with_t_add_hdrs_is_retransmitted(proxy: SipServer, peers) -> None:
+    uac, uas = peers
+    p = proxy.port
+    ruri = f"sip:extra@127.0.0.1:{uas.port}"
+    uac.send(request("INVITE", ruri, uac, call_id="call8", branch="z9hG4bK-c8"), p)
+    got = uas.recv()
+    assert first(got) == f"INVITE {ruri} SIP/2.0"
+    uas.send(reply(got, 180, "Ringing", to_tag="r8"), p)
+    assert first(uac.recv()) == "SIP/2.0 180 Ringing"
+    uac.send(request("CANCEL", ruri, uac, call_id="call8", branch="z9hG4bK-c8"), p)
+    assert first(uac.recv()) == "SIP/2.0 200 canceling"
+    cancel = uas.recv()
+    assert first(cancel) == f"CANCEL {ruri} SIP/2.0"
+    assert ('Reason: SIP;cause=487;text="ORIGINATOR_CANCEL"\r\nX-Extra: alice\r\n'
+            "User-Agent: OpenSIPS (1.6.4-notls (x86_64/linux))\r\nContent-Length: 0\r\n\r\n"
+            ) in cancel
+    t0 = time.monotonic()
+    again = uas.recv(1.5)  # not answered: sent again after T1
+    assert again == cancel and 0.3 < time.monotonic() - t0 < 1.2
+    uas.send(reply(cancel, 200, "OK", to_tag="r8"), p)
+    uas.send(reply(got, 487, "Request Terminated", to_tag="r8"), p)
+    ack = uas.recv()
+    assert first(ack) == f"ACK {ruri} SIP/2.0" and "\r\nX-Extra: alice\r\n" in ack
+    assert first(uac.recv()) == "SIP/2.0 487 Request Terminated"
+    assert [m for m in uas.drain(0.8) if m.startswith("CANCEL")] == []
+
+
+def test_t_replicate_register(proxy: SipServer, peers) -> None:
+    uac, _uas = peers
+    uas2: Peer = proxy.uas2  # type: ignore[attr-defined]
+    uas2.drain(0.05)
+    reg = request("REGISTER", "sip:127.0.0.1", uac, call_id="call9", branch="z9hG4bK-c9")
+    uac.send(reg, proxy.port)
+    assert first(uac.recv()) == "SIP/2.0 200 Replicated"
+    copy = uas2.recv()
+    assert first(copy) == "REGISTER sip:127.0.0.1 SIP/2.0"
+    assert BRANCH_RE.match(header(copy, "via")[0])
+    uas2.send(reply(copy, 200, "OK", to_tag="r9"), proxy.port)
+    assert uac.recv(0.5) is None  # the reply to the copy stays in the proxy
+
+
+def test_t_write_unix_and_blind_408(proxy: SipServer, peers) -> None:
+    uac, _uas = peers
+    tmp: Path = proxy.tmp  # type: ignore[attr-defined]
+    vm = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    vm.bind(str(tmp / "vm.sock"))
+    vm.settimeout(2)
+    try:
+        msg = request("MESSAGE", "sip:vm@127.0.0.1", uac, call_id="call10", branch="z9hG4bK-c10")
+        msg = msg.replace("Content-Length: 0", "User-Agent: tester\r\nContent-Length: 0")
+        uac.send(msg, proxy.port)
+        data = vm.recv(65536).decode()
+    finally:
+        vm.close()
+        (tmp / "vm.sock").unlink()
+    lines = data.split("\n")
+    assert lines[:9] == ["0.3", "sip_request.voicemail", "MESSAGE", "vm", "127.0.0.1", "127.0.0.1",
+                         str(proxy.port), "sip:vm@127.0.0.1", f"sip:alice@127.0.0.1:{uac.port}"]
+    assert lines[9:15] == ["<sip:alice@127.0.0.1>;tag=a-call10", "<sip:bob@127.0.0.1>", "call10",
+                           "a-call10", "", "1"]
+    assert re.fullmatch(r"\d+:\d+", lines[15])
+    assert data.endswith("\n.\n.\nP-MsgFlags: 0\nua: tester\n.\n.\n")
+    # nobody answers for the application: 408 after fr_timer (2 s)
+    answer, _ = uac.recv_until(lambda m: m.startswith("SIP/2.0 408"), timeout=3.5)
+    assert answer is not None
+
+
+def test_invite_over_tcp_gets_the_timer_408_on_its_connection(proxy: SipServer, peers) -> None:
+    _uac, uas = peers
+    p = proxy.port
+    ruri = f"sip:bob@127.0.0.1:{uas.port}"
+    with socket.create_connection(("127.0.0.1", p), timeout=3) as s:
+        # the Via names a port nobody listens on: replies take the connection
+        inv = (f"INVITE {ruri} SIP/2.0\r\n"
+               "Via: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK-t1\r\nMax-Forwards: 70\r\n"
+               "From: <sip:alice@127.0.0.1>;tag=a-t1\r\nTo: <sip:bob@127.0.0.1>\r\n"
+               "Call-ID: tcp1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n")
+        s.sendall(inv.encode())
+        got = uas.recv()
+        assert first(got) == f"INVITE {ruri} SIP/2.0"
+        assert header(got, "via")[1] == "SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK-t1"
+        uas.send(reply(got, 180, "Ringing", to_tag="t1"), p)
+        t0 = time.monotonic()
+        msgs = read_stream(s, b"SIP/2.0 408")
+        firsts = [m.split(b"\r\n", 1)[0] for m in msgs]
+        assert firsts == [b"SIP/2.0 100 Giving a try", b"SIP/2.0 180 Ringing",
+                          b"SIP/2.0 408 Request Timeout"], msgs
+        assert 1.5 < time.monotonic() - t0 < 3.5
+        assert b"\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK-t1\r\n" in msgs[2]
+        assert re.search(rb"\r\nTo: <sip:bob@127\.0\.0\.1>;tag=[0-9a-f]{32}-[0-9a-f]{4}\r\n", msgs[2])

@@ -1,24 +1,28 @@
-"""tm: the transaction manager (OpenSIPS 1.6 module `tm`) — first slice.
+"""tm: the transaction manager (OpenSIPS 1.6 module `tm`).
 
 Stateful proxying: transactions in shared memory, visible to every
 receiver and the timer process; request retransmissions absorbed; the
 automatic `100 Giving a try`; parallel forking over the destination set and
 serial forking from failure_route; request retransmission over UDP; final
-response timers with a local 408; reply selection per RFC 3261 §16.7 (1.6
-preferences); CANCEL of the other branches on a 2xx; upstream CANCEL;
-hop-by-hop ACKs for negative replies.
+response timers with a local 408 (per transaction from fr_timer_avp /
+fr_inv_timer_avp); reply selection per RFC 3261 §16.7 (1.6 preferences,
+minor_branch_flag, disable_6xx_block); CANCEL of the other branches on a
+2xx; upstream CANCEL; the CANCELs tm sends retransmitted over UDP;
+hop-by-hop ACKs for negative replies; DNS failover (send failure, 503, or
+no reply at all: a new branch to the next address of the same hop);
+t_replicate; t_write_req/t_write_unix (`write`); $bavp; replies over TCP
+go to the request's connection from any process.
 
 One concern per file: `keys` (matching, ids, branches), `record` (the
 record and its encoding), `store` (shared tables, locks, stats), `select`
 (which reply wins), `uas` (replies upstream), `uac` (branches downstream,
 CANCEL, ACK), `replies` (reply processing, failure route), `timer`,
-`funcs` (script functions), `pvars` (PVs and contexts).
+`funcs` (script functions), `pvars` (PVs and contexts), `write`
+(t_write_*).
 
-Not yet (exported with their 1.6 signatures, failing at run time):
-t_replicate, t_write_req/t_write_unix, t_local_replied, t_cancel_branch,
-t_add_hdrs, t_reply_with_body; $bavp reads null. Also missing:
-the t_uac API and MI commands, DNS failover, minor_branch_flag,
-fr_timer_avp/fr_inv_timer_avp, onreply_avp_mode, pass_provisional_replies.
+Not yet: the t_uac API and the MI commands (t_uac_dlg, t_uac_cancel,
+t_hash, t_reply). `pass_provisional_replies` is accepted but only concerns
+local-UAC callers, so it has no effect until that API exists.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from ...core.exports import (
     PVarExport,
     StatExport,
 )
-from . import funcs
+from . import funcs, write
 from .funcs import t_reply
 from .pvars import (
     make_bavp,
@@ -80,10 +84,14 @@ PARAMS: list[ParamExport] = [
 
 
 def _tw_append(mod: LoadedModule, value: Any) -> None:
-    """Repeatable `tw_append` (kept for t_write_*, which comes later)."""
-    if not isinstance(value, str) or ":" not in value:
+    """Repeatable `tw_append` `name:element;...` (checked now, compiled by t_write_*'s fixup)."""
+    if not isinstance(value, str):
         raise ValueError(f"bad tw_append {value!r} (name:element;...)")
-    mod.params.setdefault("tw_append_list", []).append(value)
+    name = write.parse_tw_append(value)[0]
+    known = mod.params.setdefault("tw_append_list", [])
+    if any(write.parse_tw_append(v)[0].lower() == name.lower() for v in known):
+        raise ValueError(f"duplicated tw_append name <{name}>")
+    known.append(value)
 
 
 def _mod_init(module: LoadedModule) -> None:
@@ -118,15 +126,20 @@ exports = ModuleExports(
         CmdExport("t_was_cancelled", funcs.w_t_was_cancelled, 0, FAILURE_ROUTE | ONREPLY_ROUTE),
         CmdExport("t_flush_flags", funcs.w_t_flush_flags, 0, REQUEST_ROUTE | BRANCH_ROUTE),
         # exported with their 1.6 signatures so scripts compile; not done yet
-        CmdExport("t_replicate", funcs.not_yet("t_replicate"), 1, REQUEST_ROUTE),
-        CmdExport("t_replicate", funcs.not_yet("t_replicate"), 2, REQUEST_ROUTE),
-        CmdExport("t_write_req", funcs.not_yet("t_write_req"), 2, _RF | BRANCH_ROUTE),
-        CmdExport("t_write_unix", funcs.not_yet("t_write_unix"), 2, _RF | BRANCH_ROUTE),
-        CmdExport("t_local_replied", funcs.not_yet("t_local_replied"), 1, _RFOB),
-        CmdExport("t_cancel_branch", funcs.not_yet("t_cancel_branch"), 0, ONREPLY_ROUTE),
-        CmdExport("t_cancel_branch", funcs.not_yet("t_cancel_branch"), 1, ONREPLY_ROUTE),
-        CmdExport("t_add_hdrs", funcs.not_yet("t_add_hdrs"), 1, REQUEST_ROUTE),
-        CmdExport("t_reply_with_body", funcs.not_yet("t_reply_with_body"), 3, REQUEST_ROUTE),
+        CmdExport("t_replicate", funcs.w_t_replicate, 1, REQUEST_ROUTE, funcs.fixup_replicate),
+        CmdExport("t_replicate", funcs.w_t_replicate, 2, REQUEST_ROUTE, funcs.fixup_replicate),
+        CmdExport("t_write_req", write.w_t_write_req, 2, _RF | BRANCH_ROUTE,
+                  write.fixup_t_write),
+        CmdExport("t_write_unix", write.w_t_write_unix, 2, _RF | BRANCH_ROUTE,
+                  write.fixup_t_write),
+        CmdExport("t_local_replied", funcs.w_t_local_replied, 1, _RFOB,
+                  funcs.fixup_local_replied),
+        CmdExport("t_cancel_branch", funcs.w_t_cancel_branch, 0, ONREPLY_ROUTE),
+        CmdExport("t_cancel_branch", funcs.w_t_cancel_branch, 1, ONREPLY_ROUTE,
+                  funcs.fixup_cancel_branch),
+        CmdExport("t_add_hdrs", funcs.w_t_add_hdrs, 1, REQUEST_ROUTE, funcs.fixup_format),
+        CmdExport("t_reply_with_body", funcs.w_t_reply_with_body, 3, REQUEST_ROUTE,
+                  funcs.fixup_reply_with_body),
     ],
     pvars=[
         PVarExport("T_reply_code", make_reply_code),

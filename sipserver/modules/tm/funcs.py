@@ -44,16 +44,19 @@ from ..sl import fixup_code_reason, render_code_reason
 from . import uac
 from .keys import cancel_tid, request_tid
 from .record import (
+    B_RECV,
     T_CANCEL_REASON,
     T_CANCELLED,
     T_IS_CANCEL,
     T_NO_100,
     T_NO_DNS_FO,
+    T_REPLICATED,
     T_UAS_ACKED,
     Txn,
 )
+from .select import which_cancel
 from .store import TmState
-from .uac import REASON_ORIGINATOR, cancel_branches, forward_branches
+from .uac import REASON_ELSEWHERE, REASON_ORIGINATOR, cancel_branches, forward_branches
 from .uas import local_reply, send_upstream
 
 __all__ = ["t_reply", "tm_state"]
@@ -62,6 +65,7 @@ F_NO_100 = 0x01
 F_NO_ERR_REPLY = 0x02
 F_NO_DNS_FO = 0x04
 F_CANCEL_REASON = 0x08
+F_REPLICATE = 0x100  # internal: t_replicate
 
 # t_on_* called before the transaction exists: kept for the message in hand
 _pending: dict[str, Any] = {"msg": None, "failure": None, "reply": None, "branch": None}
@@ -131,11 +135,15 @@ def _newtran_locked(st: TmState, ctx: MsgContext, tid: str) -> tuple[int, Txn | 
     if method == "ACK":
         return 1, None
     dest = reply_destination(ctx)
+    # over a stream 1.6 answers on the request's connection (its id is kept):
+    # the connection's address reaches it from any process, the timer's too
+    port = dest.port if dest.proto == "udp" else ctx.src_port
     rcv = ctx.rcv.name if ctx.rcv is not None else ""
     t = Txn(tid, method, msg.buf, (ctx.src_ip, ctx.src_port, ctx.proto), rcv,
-            (dest.proto, dest.ip, dest.port), now)
+            (dest.proto, dest.ip, port), now)
     t.ruri = ctx.ruri
     t.msg_flags = ctx.flags
+    t._req_msg = msg  # this process already has it parsed (100 Trying, replies)
     # a safety net for a transaction nobody forwards or answers (t_newtran
     # alone, t_relay with flag 0x02 failing): forwarding disarms it
     t.wait_due = now + st.fr + st.wt
@@ -277,6 +285,9 @@ def t_relay_impl(ctx: MsgContext, dest: Any = None, flags: int = 0) -> int:
         if t is None:  # an ACK nobody absorbs: stateless
             r = forward_request(ctx, dest)
             return 1 if r >= 0 else inerr2scripterr(r)
+        if flags & F_REPLICATE:  # no 100, no error reply, replies stop here
+            t.flags |= T_REPLICATED
+            flags |= F_NO_100 | F_NO_ERR_REPLY
         if flags & F_NO_100:
             t.flags |= T_NO_100
         if flags & F_NO_DNS_FO:
@@ -308,7 +319,7 @@ def t_relay_impl(ctx: MsgContext, dest: Any = None, flags: int = 0) -> int:
     return 1
 
 
-def t_reply(ctx: MsgContext, code: int, reason: str) -> int:
+def t_reply(ctx: MsgContext, code: int, reason: str, body: str = "") -> int:
     """Reply statefully (also signaling's entry point): 1 sent, -1 error,
     0 for an ACK or a retransmission (the script stops)."""
     st = tm_state(ctx)
@@ -333,12 +344,12 @@ def t_reply(ctx: MsgContext, code: int, reason: str) -> int:
             if ret < 0 or t is None:
                 ctx.rt.log(L_ERR, "tm: could not create a new transaction")
                 return -1
-            r = local_reply(st, t, ctx, code, reason)
+            r = local_reply(st, t, ctx, code, reason, body)
             st.save(t)
             return r
         finally:
             st.unlock(tid)
-    return _with_txn(st, ctx, lambda t: local_reply(st, t, ctx, code, reason))
+    return _with_txn(st, ctx, lambda t: local_reply(st, t, ctx, code, reason, body))
 
 
 # ---------------------------------------------------------------- script wrappers
@@ -529,9 +540,155 @@ def w_t_flush_flags(ctx: MsgContext) -> int:
     return _with_txn(st, ctx, flush)
 
 
-def not_yet(name: str) -> Callable[..., int]:
-    """A 1.6 function this slice exports (scripts compile) but does not do yet."""
-    def func(ctx: MsgContext, *args: Any) -> int:
-        ctx.rt.log(L_ERR, f"tm: {name}() is not implemented yet")
+def w_t_replicate(ctx: MsgContext, fmt: Any, flags: int = 0) -> int:
+    """t_replicate(uri[, flags]): send a copy of the request statefully to
+    `uri` (its R-URI kept; appended branches go to their own URIs); the
+    replies stay here. Only flag 0x04 (no DNS failover) matters."""
+    dest = fmt.render(ctx)
+    if not dest:
         return -1
-    return func
+    ctx.dst_uri = dest
+    for b in ctx.branches:  # 1.6 branch_uri2dset
+        b.dst_uri, b.uri = b.uri, ctx.ruri
+    t = ctx.transaction
+    if t is None:
+        return t_relay_impl(ctx, None, (flags & F_NO_DNS_FO) | F_REPLICATE)
+    if ctx.msg.method.upper() == "ACK":
+        return -1
+    st = tm_state(ctx)
+    if st is None:
+        return -1
+
+    def go(tx: Txn) -> int:
+        tx.flags |= T_REPLICATED
+        _snapshot_script_state(tx, ctx)
+        r = forward_branches(st, tx, ctx)
+        return r if r > 0 else inerr2scripterr(r)
+    return _with_txn(st, ctx, go)
+
+
+def fixup_replicate(env: Any, module: LoadedModule, args: Sequence[str]) -> list[Any]:
+    out: list[Any] = [env.compile_format(args[0])]
+    if len(args) > 1:
+        flags = _flags_value(args[1])
+        if flags is None:
+            raise FixupError(f"bad flags <{args[1]}>")
+        out.append(flags)
+    return out
+
+
+def w_t_reply_with_body(ctx: MsgContext, code: Any, reason: Any, body: Any) -> int:
+    """t_reply_with_body(code, reason, body): t_reply with a body (Content-Type
+    comes from append_to_reply); an empty body is an error, as in 1.6."""
+    rendered = render_code_reason(ctx, code, reason)
+    if rendered is None:
+        return -1
+    text = body.render(ctx)
+    if not text:
+        return -1
+    return t_reply(ctx, rendered[0], rendered[1], text)
+
+
+def fixup_reply_with_body(env: Any, module: LoadedModule, args: Sequence[str]) -> list[Any]:
+    if not args[2]:
+        raise FixupError("no param 3!")
+    return [*fixup_code_reason(env, module, args[:2]), env.compile_format(args[2])]
+
+
+def fixup_format(env: Any, module: LoadedModule, args: Sequence[str]) -> list[Any]:
+    return [env.compile_format(args[0])]
+
+
+LOCAL_ALL, LOCAL_BRANCH, LOCAL_LAST = 0, 1, 2
+
+
+def fixup_local_replied(env: Any, module: LoadedModule, args: Sequence[str]) -> list[Any]:
+    modes = {"all": LOCAL_ALL, "branch": LOCAL_BRANCH, "last": LOCAL_LAST}
+    mode = modes.get(args[0].strip().lower())
+    if mode is None:
+        raise FixupError(f'invalid param "{args[0]}" ("all", "branch" or "last")')
+    return [mode]
+
+
+def _current(ctx: MsgContext) -> Txn | None:
+    """ctx.transaction, re-read unless this process holds its lock."""
+    t = ctx.transaction
+    st = tm_state(ctx)
+    if t is None or st is None or t.tid in st.held:
+        return t
+    return st.load(t.tid) or t
+
+
+def w_t_local_replied(ctx: MsgContext, mode: int) -> int:
+    """t_local_replied: all replies / the winning branch / the last reply were local."""
+    t = _current(ctx)
+    if t is None:
+        ctx.rt.log(L_ERR, "tm: t_local_replied: no transaction created")
+        return -1
+    if mode == LOCAL_ALL:
+        for i in range(t.first_branch, len(t.branches)):
+            if t.branches[i].rflags & B_RECV:
+                return -1
+        return 1
+    in_failure = ctx.route_type == FAILURE_ROUTE
+    if in_failure and (t.picked is None or t.picked >= len(t.branches)):
+        ctx.rt.log(L_ERR, "tm: t_local_replied: no picked branch in failure_route")
+        return -1
+    if mode == LOCAL_BRANCH:
+        if in_failure:
+            return -1 if t.branches[t.picked].rflags & B_RECV else 1
+        return -1
+    if in_failure:  # was the winning reply made up (a timeout)?
+        return -1 if t.branches[t.picked].reply else 1
+    return 1 if t.uas_local and t.uas_status else -1
+
+
+CANCEL_ALL, CANCEL_OTHERS = 0x01, 0x02
+
+
+def fixup_cancel_branch(env: Any, module: LoadedModule, args: Sequence[str]) -> list[Any]:
+    flags = 0
+    for c in args[0]:
+        if c in "aA":
+            flags |= CANCEL_ALL
+        elif c in "oO":
+            flags |= CANCEL_OTHERS
+        else:
+            raise FixupError(f"unsupported flag '{c}' (a, o)")
+    return [flags]
+
+
+def w_t_cancel_branch(ctx: MsgContext, flags: int = 0) -> int:
+    """t_cancel_branch([a|o]) from an onreply route: CANCEL this branch (while
+    provisional), all pending ones ('a', minus this one when its reply is
+    final) or all but this one ('o')."""
+    t = ctx.transaction
+    st = tm_state(ctx)
+    if t is None or st is None or t.cur_branch is None:
+        ctx.rt.log(L_ERR, "tm: cannot cancel a reply with no transaction")
+        return -1
+    if not t.is_invite:
+        return -1
+    cur = t.cur_branch
+    code = ctx.msg.status if ctx.msg.is_reply else t.cur_code
+    if flags & CANCEL_ALL:
+        which = which_cancel(t, cur if code >= 200 else None)
+    elif flags & CANCEL_OTHERS:
+        which = which_cancel(t, cur)
+    else:
+        which = [cur] if code < 200 else []
+    cancel_branches(st, t, which, REASON_ELSEWHERE if 200 <= t.uas_status < 300 else "")
+    return 1
+
+
+def w_t_add_hdrs(ctx: MsgContext, fmt: Any) -> int:
+    """t_add_hdrs(str): header lines for the CANCELs/ACKs tm builds for this transaction."""
+    st = tm_state(ctx)
+    if st is None or ctx.transaction is None:
+        return -1
+    text = fmt.render(ctx)
+
+    def store(tx: Txn) -> int:
+        tx.extra_hdrs = text
+        return 1
+    return _with_txn(st, ctx, store)

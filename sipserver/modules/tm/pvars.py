@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...core.context import MsgContext
-from ...core.exports import FAILURE_ROUTE, LoadedModule
-from ...lang.pv import PV, PVNameError, PVSpec
+from ...core.context import AvpStore, MsgContext
+from ...core.exports import BRANCH_ROUTE, FAILURE_ROUTE, ONREPLY_ROUTE, LoadedModule
+from ...lang.pv import PV, PVError, PVNameError, PVSpec
+from ...lang.pvars import AvpPV
 from ...sip.errors import ParseError
 from ...sip.message import parse_message
 from .funcs import _reply_code_for, tm_state
+from .store import avp_param
+from .uac import avps_from_list, avps_to_list
 
 __all__ = ["make_bavp", "make_branch_idx", "make_reply_code", "make_ruri", "reply_context",
            "request_context"]
@@ -78,19 +81,68 @@ def make_ruri(spec: PVSpec, module: LoadedModule) -> PV:
     return TRuriPV(spec.raw)
 
 
-class BavpPV(_TmPV):
-    """$bavp(name): per-branch AVPs are not kept yet; reads null."""
+def _bavp_home(ctx: MsgContext) -> tuple[Any, Any] | None:
+    """Where $bavp lives: (holder, attribute) — the branch being built in a
+    branch route, the reply's branch in onreply, the winning one in failure."""
+    t = ctx.transaction
+    if t is None:
+        return None
+    rtype = ctx.route_type
+    if rtype == BRANCH_ROUTE:
+        return (t, "new_bavps") if t.new_bavps is not None else None
+    if rtype == ONREPLY_ROUTE:
+        i = t.cur_branch
+    elif rtype == FAILURE_ROUTE:
+        i = t.picked
+    else:
+        return None
+    if i is None or i >= len(t.branches):
+        return None
+    return t.branches[i], "avps"
+
+
+class BavpPV(AvpPV):
+    """$bavp(name): the per-branch AVPs (B/O/F routes), read-write, indexable
+    like $avp; null elsewhere."""
 
     __slots__ = ()
 
+    def _run(self, ctx: MsgContext, fn: Any) -> Any:
+        home = _bavp_home(ctx)
+        if home is None:
+            return None
+        holder, attr = home
+        value = getattr(holder, attr)
+        store = value if isinstance(value, AvpStore) else avps_from_list(value)
+        saved = ctx.avps
+        ctx.avps = store
+        try:
+            return fn()
+        finally:
+            ctx.avps = saved
+            if not isinstance(value, AvpStore):
+                setattr(holder, attr, avps_to_list(store))
+
     def get(self, ctx: MsgContext) -> Any:
-        return None
+        return self._run(ctx, lambda: AvpPV.get(self, ctx))
+
+    def set(self, ctx: MsgContext, value: Any, op: str = "=") -> None:
+        if _bavp_home(ctx) is None:
+            raise PVError(f"{self.raw}: only in branch, onreply and failure routes")
+        self._run(ctx, lambda: AvpPV.set(self, ctx, value, op))
 
 
 def make_bavp(spec: PVSpec, module: LoadedModule) -> PV:
-    if spec.inner is None:
+    if spec.inner_pv is not None:
+        return BavpPV(spec.raw, None, spec.inner_pv, spec.index)
+    if not spec.inner:
         raise PVNameError(f"{spec.raw}: needs an AVP name")
-    return BavpPV(spec.raw)
+    config = getattr(module.rt, "config", None)
+    try:
+        name = avp_param(spec.inner, config.get("avp_aliases") if config else None)
+    except ValueError as e:
+        raise PVNameError(str(e)) from None
+    return BavpPV(spec.raw, name, None, spec.index)
 
 
 def request_context(ctx: MsgContext) -> MsgContext | None:

@@ -18,10 +18,10 @@ from __future__ import annotations
 import marshal
 from typing import Any
 
-__all__ = ["FORMAT", "T_CANCELLED", "T_CANCEL_REASON", "T_IS_CANCEL", "T_NO_100",
-           "T_NO_DNS_FO", "T_NO_NEW_BRANCHES", "T_UAS_ACKED", "Txn", "UacBranch"]
+__all__ = ["B_RECV", "FORMAT", "T_CANCELLED", "T_CANCEL_REASON", "T_IS_CANCEL", "T_NO_100",
+           "T_NO_DNS_FO", "T_NO_NEW_BRANCHES", "T_REPLICATED", "T_UAS_ACKED", "Txn", "UacBranch"]
 
-FORMAT = 1
+FORMAT = 2
 
 # transaction flags
 T_CANCELLED = 0x01        # a CANCEL came from upstream
@@ -31,18 +31,23 @@ T_CANCEL_REASON = 0x08    # t_relay flag 0x08
 T_UAS_ACKED = 0x10        # the ACK for our non-2xx final reply came
 T_IS_CANCEL = 0x20        # a CANCEL transaction answered locally (200)
 T_NO_100 = 0x40
+T_REPLICATED = 0x80       # t_replicate: replies are not relayed upstream (1.6 T_IS_LOCAL)
 
 # UacBranch.cancel
 CANCEL_NONE = 0
 CANCEL_PENDING = 1  # to be sent when a provisional reply arrives
 CANCEL_SENT = 2
 
+# UacBranch.rflags
+B_RECV = 0x01  # a reply was received on this branch (1.6 T_UAC_HAS_RECV_REPLY)
+
 
 class UacBranch:
     """One client transaction (a copy of the request sent downstream)."""
 
-    __slots__ = ("bflags", "cancel", "dst", "fr_due", "last", "on_reply", "reply",
-                 "request", "retr_due", "retr_iv", "sock", "uri")
+    __slots__ = ("alt", "avps", "bflags", "cancel", "cancel_due", "cancel_fr", "cancel_iv",
+                 "cancel_req", "dst", "fr_due", "last", "on_reply", "reply", "request",
+                 "retr_due", "retr_iv", "rflags", "sock", "uri")
 
     def __init__(self, uri: str = "", dst: tuple[str, str, int] = ("udp", "", 0),
                  sock: str = "", request: bytes = b"") -> None:
@@ -58,18 +63,31 @@ class UacBranch:
         self.cancel = CANCEL_NONE
         self.on_reply: str | None = None
         self.bflags = 0
+        self.rflags = 0
+        # the CANCEL tm sent on this branch, retransmitted over UDP until a
+        # reply to it or its final timer
+        self.cancel_req = b""
+        self.cancel_due = 0.0
+        self.cancel_iv = 0.0
+        self.cancel_fr = 0.0
+        self.alt: list[tuple[str, str, int]] = []  # further addresses (DNS failover)
+        self.avps: list[tuple[Any, list[Any]]] = []  # $bavp
 
     def pack(self) -> tuple[Any, ...]:
         return (self.uri, tuple(self.dst), self.sock, self.request, self.last, self.reply,
                 self.retr_due, self.retr_iv, self.fr_due, self.cancel, self.on_reply,
-                self.bflags)
+                self.bflags, self.rflags, self.cancel_req, self.cancel_due, self.cancel_iv,
+                self.cancel_fr, [tuple(a) for a in self.alt], [(n, list(v)) for n, v in self.avps])
 
     @classmethod
     def unpack(cls, t: tuple[Any, ...]) -> UacBranch:
         b = cls.__new__(cls)
         (b.uri, dst, b.sock, b.request, b.last, b.reply, b.retr_due, b.retr_iv,
-         b.fr_due, b.cancel, b.on_reply, b.bflags) = t
+         b.fr_due, b.cancel, b.on_reply, b.bflags, b.rflags, b.cancel_req, b.cancel_due,
+         b.cancel_iv, b.cancel_fr, alt, avps) = t
         b.dst = tuple(dst)
+        b.alt = [tuple(a) for a in alt]
+        b.avps = [(n, list(v)) for n, v in avps]
         return b
 
     @property
@@ -86,6 +104,7 @@ class Txn:
 
     __slots__ = (
         # per process, never stored
+        "_due_saved",
         "_req_msg",
         # persistent
         "avps",
@@ -93,11 +112,13 @@ class Txn:
         "created",
         "cur_branch",
         "cur_code",
+        "extra_hdrs",
         "first_branch",
         "flags",
         "fwd_req",
         "method",
         "msg_flags",
+        "new_bavps",  # per process
         "on_branch",
         "on_failure",
         "on_reply",
@@ -143,14 +164,17 @@ class Txn:
         self.uas_retr_due = 0.0
         self.uas_retr_iv = 0.0
         self.wait_due = 0.0
+        self.extra_hdrs = ""  # t_add_hdrs: added to the CANCELs and ACKs tm builds
         self.branches: list[UacBranch] = []
         self._init_transient()
 
     def _init_transient(self) -> None:
         self._req_msg = None
+        self._due_saved: float | None = None
         self.cur_branch: int | None = None  # branch of the reply being handled (O/B routes)
         self.cur_code = 0                   # code of that reply
         self.picked: int | None = None      # winning branch (failure route)
+        self.new_bavps: Any = None          # $bavp of the branch a branch route builds
 
     # ------------------------------------------------------------ encoding
 
@@ -161,7 +185,7 @@ class Txn:
             self.flags, self.on_failure, self.on_reply, self.on_branch, self.msg_flags,
             [(n, list(v)) for n, v in self.avps], self.ruri, self.first_branch,
             self.uas_retr_due, self.uas_retr_iv, self.wait_due,
-            [b.pack() for b in self.branches],
+            [b.pack() for b in self.branches], self.extra_hdrs,
         ))
 
     @classmethod
@@ -173,7 +197,7 @@ class Txn:
         (_, t.method, t.request, t.fwd_req, src, t.rcv, reply_dst, t.created, t.uas_status,
          t.uas_reply, t.uas_local, t.totag, t.flags, t.on_failure, t.on_reply, t.on_branch,
          t.msg_flags, avps, t.ruri, t.first_branch, t.uas_retr_due, t.uas_retr_iv,
-         t.wait_due, branches) = values
+         t.wait_due, branches, t.extra_hdrs) = values
         t.tid = tid
         t.src = tuple(src)
         t.reply_dst = tuple(reply_dst)
@@ -212,6 +236,9 @@ class Txn:
         for b in self.branches:
             dues.append(b.retr_due)
             dues.append(b.fr_due)
+            if b.cancel_req:
+                dues.append(b.cancel_due)
+                dues.append(b.cancel_fr)
         armed = [d for d in dues if d > 0]
         return min(armed) if armed else 0.0
 

@@ -17,11 +17,20 @@ from ...sip.builders import build_reply, remove_top_via
 from ...sip.errors import ParseError
 from ...sip.message import SipMsg, parse_message
 from .keys import parse_our_branch
-from .record import CANCEL_PENDING, Txn
+from .record import B_RECV, CANCEL_PENDING, T_REPLICATED, Txn
 from .select import DISCARD, NEGATIVE, PUSHED, RELAY, STORE, decide
 from .store import TmState
-from .uac import REASON_ELSEWHERE, REASON_ORIGINATOR, cancel_branches, send_ack, send_pending_cancel
-from .uas import error_text, tm_totag, update_uas
+from .uac import (
+    REASON_ELSEWHERE,
+    REASON_ORIGINATOR,
+    avps_from_list,
+    avps_to_list,
+    cancel_branches,
+    dns_failover,
+    send_ack,
+    send_pending_cancel,
+)
+from .uas import error_text, set_completed, tm_totag, update_uas
 
 __all__ = ["failure_context", "finish_negative", "handle_code", "process_reply"]
 
@@ -63,6 +72,13 @@ def _relay_faked(st: TmState, t: Txn, code: int) -> bool:
 def relay_branch(st: TmState, t: Txn, i: int, current: SipMsg | None) -> bool:
     """Send branch `i`'s reply upstream: the one in hand, the stored one, or a faked one."""
     b = t.branches[i]
+    if t.flags & T_REPLICATED:  # replies to a replicated request stop here
+        if b.last >= 200 and t.uas_status < 200:
+            t.uas_status = b.last
+            set_completed(st, t, b.last)
+            t.uas_retr_due = 0.0
+            t.wait_due = st.clock() + st.wt
+        return True
     if current is not None:
         return _relay_msg(st, t, current)
     if b.reply:
@@ -127,9 +143,18 @@ def finish_negative(st: TmState, t: Txn, picked: int, current: SipMsg | None,
     relay_branch(st, t, picked, current if current_branch == picked else None)
 
 
+def _is_3263_failure(t: Txn, i: int) -> bool:
+    """RFC 3263 failover case: a received 503, or a timeout with no reply at all."""
+    b = t.branches[i]
+    if b.last == 408:
+        return not b.rflags & B_RECV
+    return b.last == 503 and bool(b.rflags & B_RECV)
+
+
 def handle_code(st: TmState, t: Txn, i: int, code: int, current: SipMsg | None) -> None:
     """Apply one (received or faked) final/provisional code on branch `i`."""
-    d = decide(t, i, code, disable_6xx_block=bool(st.params.get("disable_6xx_block", 0)))
+    d = decide(t, i, code, disable_6xx_block=bool(st.params.get("disable_6xx_block", 0)),
+               minor_mask=st.minor_mask)
     if d.kind == DISCARD:
         return
     if d.kind == STORE:
@@ -145,7 +170,11 @@ def handle_code(st: TmState, t: Txn, i: int, code: int, current: SipMsg | None) 
         if current is not None:
             t.branches[i].reply = current.buf
         if d.cancel:
+            for j in d.cancel:  # minor branches not waited for (1.6 cleanup_uac_timers)
+                t.branches[j].retr_due = t.branches[j].fr_due = 0.0
             cancel_branches(st, t, d.cancel, REASON_ORIGINATOR if t.cancelled else "")
+        if _is_3263_failure(t, d.branch) and dns_failover(st, t, d.branch):
+            return  # a new branch to the next address: wait for it
         finish_negative(st, t, d.branch, current, i)
 
 
@@ -173,41 +202,53 @@ def process_reply(st: TmState, ctx: MsgContext) -> bool:
             cseq_method = msg.cseq.method.upper()
         except ParseError:
             return True
-        if cseq_method == "CANCEL" and t.method != "CANCEL":
-            return True  # the answer to a CANCEL we sent: hop-by-hop, ends here
         code = msg.status
         b = t.branches[idx]
+        if cseq_method == "CANCEL" and t.method != "CANCEL":
+            # the answer to a CANCEL we sent: hop-by-hop, it stops its timers
+            b.cancel_due = 0.0
+            if code >= 200:
+                b.cancel_fr = 0.0
+            st.save(t)
+            return True
         now = st.clock()
-        if code < 200:
-            if t.is_invite:
-                b.retr_due = 0.0
-                if b.fr_due and (b.last < 100 or st.params.get("restart_fr_on_each_reply", 1)):
-                    b.fr_due = now + st.fr_inv
-            elif b.retr_due:
-                b.retr_iv = st.t2
-                b.retr_due = now + st.t2
-            if b.cancel == CANCEL_PENDING:
-                b.last = max(b.last, code)
-                send_pending_cancel(st, b, REASON_ORIGINATOR if t.cancelled else REASON_ELSEWHERE)
-        else:
-            b.retr_due = 0.0
+        last = b.last
+        b.retr_due = 0.0  # any reply stops the retransmission (1.6 too)
+        if code >= 200:
             b.fr_due = 0.0
             if t.is_invite and code >= 300:
-                send_ack(st, b, msg)
+                send_ack(st, b, msg, t.extra_hdrs)
         route = b.on_reply or t.on_reply
         if route is not None and rt.routes is not None:
             t.cur_branch, t.cur_code = idx, code
             ctx.transaction = t
+            avp_mode = st.params.get("onreply_avp_mode", 0)
+            if avp_mode:  # the route sees and changes the transaction's AVPs
+                ctx.avps = avps_from_list(t.avps)
             try:
                 rt.routes.run("onreply", route, ctx)
             finally:
                 t.cur_branch = None
                 ctx.route_type = ONREPLY_ROUTE
+                if avp_mode:
+                    t.avps = avps_to_list(ctx.avps)
             if ctx.stop == RUN_DROP and code < 200:
                 rt.log(L_DBG, "tm: provisional reply dropped by onreply_route")
                 b.last = max(b.last, code)
                 st.save(t)
                 return True
+        b.rflags |= B_RECV
+        if code < 200:
+            if t.is_invite:
+                if b.fr_due and (st.params.get("restart_fr_on_each_reply", 1)
+                                 or (last < code and (code >= 180 or last == 0))):
+                    b.fr_due = now + st.fr_inv_for(t)
+            elif b.dst[0] == "udp":  # non-INVITE: on, slowly
+                b.retr_iv = st.t2
+                b.retr_due = now + st.t2
+            if b.cancel == CANCEL_PENDING:
+                b.last = max(b.last, code)
+                send_pending_cancel(st, t, b, REASON_ORIGINATOR if t.cancelled else REASON_ELSEWHERE)
         handle_code(st, t, idx, code, msg)
         st.save(t)
         return True

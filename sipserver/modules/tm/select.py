@@ -57,13 +57,18 @@ def branch_prio(code: int, cancelled: bool) -> int:
     return code + 200
 
 
-def pick_branch(t: Txn) -> int:
-    """The winning branch among the current set; -2 while one is pending, -1 if none."""
+def pick_branch(t: Txn, minor_mask: int = 0) -> int:
+    """The winning branch among the current set; -2 while one is pending, -1 if none.
+
+    Pending branches flagged with minor_branch_flag are not waited for.
+    """
     best = -1
     best_prio = 0
     for i in range(t.first_branch, len(t.branches)):
         b = t.branches[i]
         if b.last < 200:
+            if b.bflags & minor_mask:
+                continue
             return -2
         prio = branch_prio(b.last, t.cancelled)
         if best == -1 or prio < best_prio:
@@ -78,7 +83,7 @@ def which_cancel(t: Txn, skip: int | None = None) -> list[int]:
 
 
 def decide(t: Txn, branch: int, code: int, *, invite_2xx_after: bool = True,
-           disable_6xx_block: bool = False) -> Decision:
+           disable_6xx_block: bool = False, minor_mask: int = 0) -> Decision:
     """Record `code` on `branch` and say what happens with the reply."""
     b = t.branches[branch]
     inv_through = 200 <= code < 300 and t.is_invite
@@ -94,12 +99,13 @@ def decide(t: Txn, branch: int, code: int, *, invite_2xx_after: bool = True,
         if code >= 600 and not disable_6xx_block:
             t.flags |= T_NO_NEW_BRANCHES
             return Decision(NEGATIVE, branch, completed=True, cancel=which_cancel(t, branch))
-        picked = pick_branch(t)
+        picked = pick_branch(t, minor_mask)
         if picked == -2:
             return Decision(STORE, branch)
         if picked < 0:
             return Decision(DISCARD)
-        return Decision(NEGATIVE, picked, completed=True)
+        # minor branches still pending get cancelled
+        return Decision(NEGATIVE, picked, completed=True, cancel=which_cancel(t))
     b.last = code
     if code >= 200:
         return Decision(RELAY, branch, completed=True, cancel=which_cancel(t, branch))

@@ -42,6 +42,36 @@ def _tid_hash(key: bytes) -> int:
     return int(key[:15], 16)
 
 
+def avp_param(text: Any, aliases: str | None = None) -> int | str | None:
+    """An AVP named by a module parameter: `$avp(i:24)`, `i:24`, `s:x` or an alias."""
+    if text is None or not str(text).strip():
+        return None
+    from types import SimpleNamespace
+
+    from ...lang.compiler import parse_avp_aliases
+    from ...lang.pv import PVNameError
+    from ...lang.pvars import _avp_name
+
+    spec = str(text).strip()
+    if spec.startswith("$avp(") and spec.endswith(")"):
+        spec = spec[5:-1]
+    try:
+        env = SimpleNamespace(avp_aliases=parse_avp_aliases(aliases) if aliases else {})
+        return _avp_name(spec, env)
+    except PVNameError as e:
+        raise ValueError(f"tm: bad AVP definition {text!r}: {e}") from None
+
+
+def _minor_mask(flag: Any) -> int:
+    """minor_branch_flag: a branch flag index (-1: none) -> mask."""
+    n = int(flag if flag is not None else -1)
+    if n < 0:
+        return 0
+    if n > 31:
+        raise ValueError(f"tm: invalid minor_branch_flag {n}")
+    return 1 << n
+
+
 class TmState:
     """The module's per-process view of the shared transaction store."""
 
@@ -72,6 +102,38 @@ class TmState:
         self.fr = float(params.get("fr_timer", 30))
         self.fr_inv = float(params.get("fr_inv_timer", 120))
         self.wt = float(params.get("wt_timer", 5))
+        # fr_timer_avp / fr_inv_timer_avp: the AVP names (None: not set)
+        aliases = rt.config.get("avp_aliases") if rt.config is not None else None
+        self.fr_avp = avp_param(params.get("fr_timer_avp"), aliases)
+        self.fr_inv_avp = avp_param(params.get("fr_inv_timer_avp"), aliases)
+        self.minor_mask = _minor_mask(params.get("minor_branch_flag", -1))
+
+    # ------------------------------------------------------------ timer values
+
+    def _avp_timer(self, name: Any, value: Any, default: float) -> float:
+        if value is None:
+            return default
+        try:
+            return float(int(value))
+        except (TypeError, ValueError):
+            self.rt.log(L_ERR, f"tm: AVP {name}: {value!r} is not a number of seconds")
+            return default
+
+    def fr_for(self, avps: Any) -> float:
+        """fr_timer for a branch being sent: the fr_timer_avp of the current
+        message's AVPs (an AvpStore) when set, else the parameter."""
+        if self.fr_avp is None:
+            return self.fr
+        return self._avp_timer(self.fr_avp, avps.get(self.fr_avp), self.fr)
+
+    def fr_inv_for(self, t: Txn) -> float:
+        """fr_inv_timer after a provisional reply: the transaction's AVP or the parameter."""
+        if self.fr_inv_avp is None:
+            return self.fr_inv
+        for name, values in t.avps:
+            if name == self.fr_inv_avp and values:
+                return self._avp_timer(name, values[0], self.fr_inv)
+        return self.fr_inv
 
     # ------------------------------------------------------------ stats
 
@@ -105,10 +167,12 @@ class TmState:
         if data is None:
             return None
         try:
-            return Txn.decode(tid, data)
+            t = Txn.decode(tid, data)
         except (ValueError, TypeError, EOFError) as e:
             self.rt.log(L_ERR, f"tm: broken transaction record {tid}: {e}")
             return None
+        t._due_saved = None  # unknown: the next save writes the due index
+        return t
 
     def exists(self, tid: str) -> bool:
         return tid.encode() in self.table
@@ -119,10 +183,13 @@ class TmState:
         try:
             self.table.put(key, t.encode())
             due = t.next_due()
-            if due > 0:
+            if due == getattr(t, "_due_saved", None):
+                pass  # the due index already says so: one shared-memory write saved
+            elif due > 0:
                 self.due.put(key, _D.pack(due))
             else:
                 self.due.delete(key)
+            t._due_saved = due
         except ShmOutOfMemory:
             self.rt.log(L_ERR, "tm: out of shared memory (transaction not stored)")
             return False

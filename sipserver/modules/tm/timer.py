@@ -14,7 +14,7 @@ from ...core.runtime import L_DBG, L_ERR
 from .record import CANCEL_SENT, T_UAS_ACKED, Txn
 from .replies import handle_code
 from .store import TmState
-from .uac import REASON_NO_ANSWER, cancel_branches, retransmit_branch
+from .uac import REASON_NO_ANSWER, cancel_branches, retransmit_branch, retransmit_cancel
 from .uas import send_upstream
 
 __all__ = ["TICK", "run_timers", "txn_timers"]
@@ -36,7 +36,10 @@ def txn_timers(st: TmState, t: Txn, now: float) -> bool:
     for i, b in enumerate(t.branches):
         if b.retr_due and now >= b.retr_due:
             retransmit_branch(st, t, i, now)
-    for i, b in enumerate(t.branches):
+        if b.cancel_req and (b.cancel_due or b.cancel_fr):
+            retransmit_cancel(st, b, now)
+    for i in range(len(t.branches)):  # DNS failover may add branches
+        b = t.branches[i]
         if b.fr_due and now >= b.fr_due:
             b.fr_due = 0.0
             b.retr_due = 0.0

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...core.context import RUN_DROP, Branch, MsgContext
+from ...core.context import RUN_DROP, AvpStore, Branch, MsgContext
 from ...core.errors import E_BAD_ADDRESS, E_BAD_URI, E_NO_DESTINATION, E_SEND
 from ...core.forward import build_forwarded, next_hop
 from ...core.runtime import L_DBG, L_ERR, Destination
@@ -20,11 +20,12 @@ from ...sip.builders import build_ack, build_cancel
 from ...sip.errors import ParseError
 from ...sip.message import parse_message
 from .keys import branch_of
-from .record import CANCEL_PENDING, CANCEL_SENT, T_NO_NEW_BRANCHES, Txn, UacBranch
+from .record import CANCEL_PENDING, CANCEL_SENT, T_NO_DNS_FO, T_NO_NEW_BRANCHES, Txn, UacBranch
 from .store import TmState
 
-__all__ = ["REASON_ELSEWHERE", "REASON_NO_ANSWER", "REASON_ORIGINATOR", "cancel_branches",
-           "forward_branches", "retransmit_branch", "send_ack", "send_branch_bytes"]
+__all__ = ["REASON_ELSEWHERE", "REASON_NO_ANSWER", "REASON_ORIGINATOR", "avps_to_list",
+           "cancel_branches", "dns_failover", "forward_branches", "retransmit_branch",
+           "retransmit_cancel", "send_ack", "send_branch_bytes"]
 
 MAX_BRANCHES = 12
 REASON_ELSEWHERE = 'Reason: SIP ;cause=200 ;text="Call completed elsewhere"\r\n'
@@ -61,6 +62,53 @@ def send_branch_bytes(st: TmState, b: UacBranch, data: bytes) -> bool:
     return transport.send(sock, dest, data)
 
 
+def avps_to_list(store: AvpStore) -> list[tuple[Any, list[Any]]]:
+    return [(n, store.get_all(n)) for n in store.names()]
+
+
+def avps_from_list(avps: list[tuple[Any, list[Any]]]) -> AvpStore:
+    store = AvpStore()
+    for name, values in avps:
+        for v in reversed(values):
+            store.add(name, v)
+    return store
+
+
+def failover_on(st: TmState, t: Txn) -> bool:
+    """DNS failover allowed: not off by t_relay flag 0x04 nor by the core."""
+    return not t.flags & T_NO_DNS_FO and not st.rt.config.get("disable_dns_failover")
+
+
+def next_address(st: TmState, b: UacBranch) -> bool:
+    """Move branch `b` to its next resolved address reachable from the same
+    socket (the bytes carry that socket's Via); False when none is left."""
+    transport = st.rt.transport
+    while b.alt:
+        dst = b.alt.pop(0)
+        sock = transport.choose_socket(Destination(*dst), _socket_named(st.rt, b.sock))
+        if sock is not None and sock.name == b.sock:
+            st.rt.log(L_DBG, f"tm: DNS failover to {dst[0]}:{dst[1]}:{dst[2]}")
+            b.dst = dst
+            return True
+    return False
+
+
+def _send_with_failover(st: TmState, b: UacBranch) -> bool:
+    ok = send_branch_bytes(st, b, b.request)
+    while not ok and next_address(st, b):
+        ok = send_branch_bytes(st, b, b.request)
+    return ok
+
+
+def _arm_branch(st: TmState, t: Txn, b: UacBranch, now: float, fr: float) -> None:
+    if b.dst[0] == "udp":
+        b.retr_iv = st.t1
+        b.retr_due = now + st.t1
+    b.fr_due = now + fr
+    if not t.completed:
+        t.wait_due = 0.0  # the branches' timers decide from now on
+
+
 def _targets(ctx: MsgContext) -> list[Branch]:
     """The R-URI branch, then the appended ones (1.6's destination set)."""
     first = Branch(ctx.ruri, ctx.dst_uri, ctx.path, ctx.q, ctx.bflags, ctx.force_socket)
@@ -84,14 +132,18 @@ def _build_one(st: TmState, t: Txn, ctx: MsgContext, target: Branch, index: int
             ctx.force_socket = target.socket
         ctx.bflags = target.flags
         BRANCH_ONREPLY[0] = None
+        bavps: list[tuple[Any, list[Any]]] = []
         if t.on_branch is not None and rt.routes is not None:
             route_type, stop = ctx.route_type, ctx.stop
             t.cur_branch = index
+            t.new_bavps = AvpStore()
             try:
                 rt.routes.run("branch", t.on_branch, ctx)
                 dropped = ctx.stop == RUN_DROP
+                bavps = avps_to_list(t.new_bavps)
             finally:
                 t.cur_branch = None
+                t.new_bavps = None
                 ctx.route_type, ctx.stop = route_type, stop
             if dropped:
                 rt.log(L_DBG, f"tm: branch {index} dropped by branch_route")
@@ -114,6 +166,9 @@ def _build_one(st: TmState, t: Txn, ctx: MsgContext, target: Branch, index: int
         b = UacBranch(ctx.ruri, (dest.proto, dest.ip, dest.port), sock.name, data)
         b.bflags = ctx.bflags
         b.on_reply = BRANCH_ONREPLY[0]
+        b.avps = bavps
+        if len(addresses) > 1 and failover_on(st, t):
+            b.alt = [(d.proto, d.ip, d.port) for d in addresses[1:]]
         return b, 0
     finally:
         lumps.rollback(mark)
@@ -147,17 +202,12 @@ def forward_branches(st: TmState, t: Txn, ctx: MsgContext) -> int:
             if code:
                 err = code
             continue
-        if not send_branch_bytes(st, b, b.request):
+        if not _send_with_failover(st, b):
             rt.log(L_ERR, f"tm: sending branch {index} to {b.dst[1]}:{b.dst[2]} failed")
             err = E_SEND
             continue
         t.branches.append(b)
-        if b.dst[0] == "udp":
-            b.retr_iv = st.t1
-            b.retr_due = now + st.t1
-        b.fr_due = now + st.fr
-        if not t.completed:
-            t.wait_due = 0.0  # the branches' timers decide from now on
+        _arm_branch(st, t, b, now, st.fr_for(ctx.avps))
         sent += 1
         st.stat("UAC_transactions")
     if not sent:
@@ -165,6 +215,31 @@ def forward_branches(st: TmState, t: Txn, ctx: MsgContext) -> int:
         ctx.ser_error = err
         return err
     return 1
+
+
+def dns_failover(st: TmState, t: Txn, i: int) -> bool:
+    """1.6 do_dns_failover: branch `i` failed (a 503, or no reply at all):
+    fork a new branch with the same request to the next address of its
+    next hop. True when one went out (the failure route waits for it)."""
+    b = t.branches[i]
+    if not b.alt or not failover_on(st, t) or t.cancelled or t.flags & T_NO_NEW_BRANCHES:
+        return False
+    index = len(t.branches)
+    if index >= MAX_BRANCHES:
+        return False
+    old, new = branch_of(t.tid, i).encode(), branch_of(t.tid, index).encode()
+    nb = UacBranch(b.uri, b.dst, b.sock, b.request.replace(old, new, 1))
+    nb.bflags, nb.on_reply, nb.alt = b.bflags, b.on_reply, b.alt
+    nb.avps = [(n, list(v)) for n, v in b.avps]
+    b.alt = []
+    while next_address(st, nb):
+        if send_branch_bytes(st, nb, nb.request):
+            t.first_branch = index
+            t.branches.append(nb)
+            _arm_branch(st, t, nb, st.clock(), st.fr_for(avps_from_list(t.avps)))
+            st.stat("UAC_transactions")
+            return True
+    return False
 
 
 def retransmit_branch(st: TmState, t: Txn, i: int, now: float) -> None:
@@ -191,30 +266,49 @@ def cancel_branches(st: TmState, t: Txn, which: list[int], reason: str) -> None:
             b.cancel = CANCEL_PENDING
             st.rt.log(L_DBG, f"tm: branch {i} not answered yet, CANCEL postponed")
             continue
-        _send_cancel(st, b, reason)
+        _send_cancel(st, t, b, reason)
 
 
-def _send_cancel(st: TmState, b: UacBranch, reason: str) -> None:
+def _send_cancel(st: TmState, t: Txn, b: UacBranch, reason: str) -> None:
     try:
-        data = build_cancel(parse_message(b.request), reason, _user_agent(st.rt))
+        data = build_cancel(parse_message(b.request), reason + t.extra_hdrs, _user_agent(st.rt))
     except ParseError as e:
         st.rt.log(L_ERR, f"tm: cannot build CANCEL: {e}")
         return
     b.cancel = CANCEL_SENT
     b.retr_due = 0.0
+    # the CANCEL is a client transaction of its own: retransmitted over UDP
+    # until a reply to it, given up at its final timer
+    now = st.clock()
+    b.cancel_req = data
+    if b.dst[0] == "udp":
+        b.cancel_iv = st.t1
+        b.cancel_due = now + st.t1
+    b.cancel_fr = now + st.fr
     # after a CANCEL the branch still waits (487) until its final timer
     send_branch_bytes(st, b, data)
 
 
-def send_pending_cancel(st: TmState, b: UacBranch, reason: str) -> None:
+def retransmit_cancel(st: TmState, b: UacBranch, now: float) -> None:
+    """The timers of a CANCEL tm sent: give up at its fr, else resend (T1 doubling, cap T2)."""
+    if b.cancel_fr and now >= b.cancel_fr:
+        b.cancel_fr = b.cancel_due = 0.0
+        return
+    if b.cancel_due and now >= b.cancel_due:
+        send_branch_bytes(st, b, b.cancel_req)
+        b.cancel_iv = min(b.cancel_iv * 2, st.t2)
+        b.cancel_due = now + b.cancel_iv
+
+
+def send_pending_cancel(st: TmState, t: Txn, b: UacBranch, reason: str) -> None:
     if b.cancel == CANCEL_PENDING:
-        _send_cancel(st, b, reason)
+        _send_cancel(st, t, b, reason)
 
 
-def send_ack(st: TmState, b: UacBranch, reply: Any) -> None:
-    """Hop-by-hop ACK for a non-2xx final reply on branch `b`."""
+def send_ack(st: TmState, b: UacBranch, reply: Any, extra: str = "") -> None:
+    """Hop-by-hop ACK for a non-2xx final reply on branch `b` (t_add_hdrs in `extra`)."""
     try:
-        data = build_ack(parse_message(b.request), reply, "", _user_agent(st.rt))
+        data = build_ack(parse_message(b.request), reply, extra, _user_agent(st.rt))
     except (ParseError, KeyError, IndexError) as e:
         st.rt.log(L_ERR, f"tm: cannot build ACK: {e}")
         return

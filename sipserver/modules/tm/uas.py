@@ -144,7 +144,7 @@ def update_uas(st: TmState, t: Txn, code: int, data: bytes, *, local: bool) -> b
     return send_upstream(st, t, data)
 
 
-def local_reply(st: TmState, t: Txn, ctx: Any, code: int, reason: str) -> int:
+def local_reply(st: TmState, t: Txn, ctx: Any, code: int, reason: str, body: str = "") -> int:
     """t_reply: build a reply to the transaction's request and send it (1 / -1).
 
     `ctx` is the request's context (request or failure route): its queued
@@ -164,7 +164,7 @@ def local_reply(st: TmState, t: Txn, ctx: Any, code: int, reason: str) -> int:
     try:
         data = build_reply(req, code, reason, to_tag=tag, source=(t.src[0], t.src[1]),
                            force_rport=bool(ctx is not None and ctx.force_rport),
-                           headers=headers, server_header=server)
+                           headers=headers, body=body, server_header=server)
     except (ParseError, ValueError) as e:
         st.rt.log(L_ERR, f"tm: cannot build a {code} reply: {e}")
         return -1

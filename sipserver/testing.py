@@ -39,7 +39,7 @@ class ScriptRunner:
 
     def __init__(self, cfg: str, *, modules: list[str] | None = None,
                  filename: str = "<test>", argv: dict[str, str] | None = None,
-                 stats: bool = False) -> None:
+                 stats: bool = False, shm_mb: int = 4) -> None:
         head = "".join(f'loadmodule "{m}.so"\n' for m in modules or [])
         self.compiled: CompiledScript = load_script_text(head + cfg, filename)
         config = self.compiled.config
@@ -59,7 +59,7 @@ class ScriptRunner:
         self.rt.routes = self.compiled.routes
         self.rt.blacklists = blacklists_from_config(config)
         if stats:  # statistics in a small shared-memory segment, as the server has them
-            self.rt.shm = Segment(4 * 1024 * 1024)
+            self.rt.shm = Segment(shm_mb * 1024 * 1024)
             self.rt.stats = Statistics(self.rt.shm)
         for mod in self.compiled.registry.modules.values():
             mod.rt = self.rt

@@ -20,9 +20,9 @@ CANCEL, ACK), `replies` (reply processing, failure route), `timer`,
 `funcs` (script functions), `pvars` (PVs and contexts), `write`
 (t_write_*).
 
-Not yet: the t_uac API and the MI commands (t_uac_dlg, t_uac_cancel,
-t_hash, t_reply). `pass_provisional_replies` is accepted but only concerns
-local-UAC callers, so it has no effect until that API exists.
+`api`: requests tm sends itself (t_uac, t_uac_cancel, t_reply by
+`hash:label`) for other modules; `mi`: the MI commands t_uac_dlg,
+t_uac_cancel, t_hash, t_reply.
 """
 
 from __future__ import annotations
@@ -36,12 +36,13 @@ from ...core.exports import (
     REQUEST_ROUTE,
     CmdExport,
     LoadedModule,
+    MICmdExport,
     ModuleExports,
     ParamExport,
     PVarExport,
     StatExport,
 )
-from . import funcs, write
+from . import api, funcs, mi, write
 from .funcs import t_reply
 from .pvars import (
     make_bavp,
@@ -107,6 +108,7 @@ def _mod_init(module: LoadedModule) -> None:
     module.state = st
     rt.reply_hook = lambda ctx: process_reply(st, ctx)
     rt.register_timer("tm", TICK, lambda: run_timers(st))
+    api.init(st)  # local UAC: shared tables, reply hook wrapper, tm_uac timer
 
 
 exports = ModuleExports(
@@ -150,4 +152,12 @@ exports = ModuleExports(
     pv_contexts=[("request", request_context), ("reply", reply_context)],
     stats=[StatExport(name, no_reset=(name == "inuse_transactions")) for name in STATS],
     mod_init=_mod_init,
+    mi_cmds=[
+        MICmdExport("t_uac_dlg", mi.mi_t_uac_dlg,
+                    params=("method", "ruri", "next_hop", "socket", "headers", "body")),
+        MICmdExport("t_uac_cancel", mi.mi_t_uac_cancel, params=("callid", "cseq")),
+        MICmdExport("t_hash", mi.mi_t_hash, no_input=True),
+        MICmdExport("t_reply", mi.mi_t_reply,
+                    params=("code", "reason", "trans_id", "to_tag", "new_headers", "body")),
+    ],
 )

@@ -188,6 +188,7 @@ class Runtime:
         self.blacklists: dict[str, Any] = {}
         self.start_time = int(time.time())
         self.msg_counter = 0
+        self._myself_cache: dict[tuple[str, int, str | None], bool] = {}
         self.pid = os.getpid()
 
     # ------------------------------------------------------------ logging
@@ -219,6 +220,20 @@ class Runtime:
     # ------------------------------------------------------------ myself
 
     def is_myself(self, host: str, port: int | None, proto: str | None = None) -> bool:
+        """1.6's check_self (see `_check_self`), remembered per (host, port, proto).
+
+        Listen sockets and aliases do not change after start-up, and the same
+        few hosts come back in every Route and R-URI.
+        """
+        key = (host, port or 0, proto)
+        found = self._myself_cache.get(key)
+        if found is None:
+            found = self._check_self(host, port, proto)
+            if len(self._myself_cache) < 4096:
+                self._myself_cache[key] = found
+        return found
+
+    def _check_self(self, host: str, port: int | None, proto: str | None = None) -> bool:
         """1.6's check_self: `host` (+ port, 5060 when 0/None) is ours.
 
         An IP matches a listen address; a name matches an alias

@@ -28,17 +28,19 @@ class NetTransport:
         self.resolver = resolver
         self.stream_sender = stream_sender
         self.try_ipv6 = try_ipv6
+        self._literals: dict[str, str | None] = {}  # host text -> normalized IP, or None
 
     # ------------------------------------------------------------ resolve
 
     def resolve(self, host: str, port: int | None, proto: str | None,
                 is_sips: bool = False) -> list[Destination]:
         p = proto or ("tls" if is_sips else "udp")
+        ip = self._literals.get(host, "")
+        if ip == "":
+            ip = _ip_literal(host)
+            if len(self._literals) < 4096:
+                self._literals[host] = ip
         h = host.strip("[]")
-        try:
-            ip = str(ipaddress.ip_address(h))
-        except ValueError:
-            ip = None
         if ip is not None:
             return [Destination(p, ip, port or DEFAULT_PORTS.get(p, 5060))]
         if self.resolver is not None:
@@ -87,3 +89,11 @@ class NetTransport:
         if self.stream_sender is not None:
             return self.stream_sender(sock, dest, data)
         return False
+
+
+def _ip_literal(host: str) -> str | None:
+    """The normalized IP if `host` is an IP literal (brackets allowed), else None."""
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return None

@@ -488,3 +488,80 @@ def test_invite_over_tcp_gets_the_timer_408_on_its_connection(proxy: SipServer, 
         assert 1.5 < time.monotonic() - t0 < 3.5
         assert b"\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK-t1\r\n" in msgs[2]
         assert re.search(rb"\r\nTo: <sip:bob@127\.0\.0\.1>;tag=[0-9a-f]{32}-[0-9a-f]{4}\r\n", msgs[2])
+
+
+# ---------------------------------------------------------------- mixed transports
+
+MIXED_CFG = """
+log_stderror=yes
+debug=1
+# one UDP receiver: SIPp sends ACK and BYE back to back, and two receivers
+# may hand them to TCP main in either order (the UAS then aborts the call)
+children=1
+listen=udp:127.0.0.1:@PORT@
+listen=tcp:127.0.0.1:@PORT@
+tcp_children=2
+loadmodule "sl.so"
+loadmodule "tm.so"
+loadmodule "rr.so"
+loadmodule "uri.so"
+
+route {
+    if (method == "OPTIONS" && $rU == "ping") {
+        sl_send_reply("200", "Alive");
+        exit;
+    }
+    if (has_totag()) {
+        if (loose_route()) {
+            t_relay();
+            exit;
+        }
+        if (method == "ACK") {
+            if (t_check_trans()) t_relay();
+            exit;
+        }
+        sl_send_reply("404", "Not here");
+        exit;
+    }
+    if (method == "INVITE") {
+        record_route();
+    }
+    # the other transport: a UDP caller reaches the TCP callee and back
+    if (proto == UDP) {
+        $du = "sip:127.0.0.1:@TCPUAS@;transport=tcp";
+    } else {
+        $du = "sip:127.0.0.1:@UDPUAS@;transport=udp";
+    }
+    if (!t_relay()) {
+        sl_reply_error();
+    }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("tm_mixed")
+    tcp_uas, udp_uas = free_port(), free_port()
+    cfg = MIXED_CFG.replace("@TCPUAS@", str(tcp_uas)).replace("@UDPUAS@", str(udp_uas))
+    server = SipServer(tmp, cfg).start()
+    server.uas_ports = {"t1": tcp_uas, "u1": udp_uas}  # type: ignore[attr-defined]
+    yield server
+    server.stop()
+
+
+@pytest.mark.skipif(not have_sipp(), reason="sipp (sip-tester) is not installed")
+@pytest.mark.parametrize(("caller", "callee"), [("u1", "t1"), ("t1", "u1")],
+                         ids=["udp-to-tcp", "tcp-to-udp"])
+def test_50_calls_across_transports(mixed: SipServer, caller: str, callee: str) -> None:
+    tmp: Path = mixed.tmp
+    uas = Uas(tmp, mixed.uas_ports[callee], scenario="tm_uas.xml",  # type: ignore[attr-defined]
+              transport=callee)
+    try:
+        time.sleep(0.3)
+        result = run_uac(tmp, f"127.0.0.1:{mixed.port}", calls=50, rate=50,
+                         scenario="tm_uac.xml", transport=caller, timeout=20)
+    finally:
+        uas.stop()
+    assert result["successful"] == 50, (result, mixed.log()[-2000:])
+    assert result["failed"] == 0

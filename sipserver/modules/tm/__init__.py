@@ -20,6 +20,7 @@ CANCEL, ACK), `replies` (reply processing, failure route), `timer`,
 `funcs` (script functions), `pvars` (PVs and contexts), `write`
 (t_write_*).
 
+`callbacks`: transaction callbacks for other modules (1.6 register_tmcb).
 `api`: requests tm sends itself (t_uac, t_uac_cancel, t_reply by
 `hash:label`) for other modules; `mi`: the MI commands t_uac_dlg,
 t_uac_cancel, t_hash, t_reply.
@@ -42,7 +43,7 @@ from ...core.exports import (
     PVarExport,
     StatExport,
 )
-from . import api, funcs, mi, write
+from . import api, callbacks, funcs, mi, write
 from .funcs import t_reply
 from .pvars import (
     make_bavp,
@@ -109,6 +110,7 @@ def _mod_init(module: LoadedModule) -> None:
     rt.reply_hook = lambda ctx: process_reply(st, ctx)
     rt.register_timer("tm", TICK, lambda: run_timers(st))
     api.init(st)  # local UAC: shared tables, reply hook wrapper, tm_uac timer
+    callbacks.init(st)  # transaction callbacks: the shared e2e ACK index
 
 
 exports = ModuleExports(

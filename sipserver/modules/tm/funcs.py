@@ -41,7 +41,7 @@ from ...core.reply import err2reason, reply_destination
 from ...core.runtime import L_DBG, L_ERR
 from ...sip.errors import ParseError
 from ..sl import fixup_code_reason, render_code_reason
-from . import uac
+from . import callbacks, uac
 from .keys import cancel_tid, request_tid
 from .record import (
     B_RECV,
@@ -121,6 +121,7 @@ def _newtran_locked(st: TmState, ctx: MsgContext, tid: str) -> tuple[int, Txn | 
     if t is not None:
         if method == "ACK":
             if t.is_invite and 200 <= t.uas_status < 300:
+                callbacks.e2e_ack(st, ctx, t)
                 return 1, None  # end-to-end ACK (RFC 2543 matching): goes on statelessly
             if not t.flags & T_UAS_ACKED:
                 t.flags |= T_UAS_ACKED
@@ -133,6 +134,7 @@ def _newtran_locked(st: TmState, ctx: MsgContext, tid: str) -> tuple[int, Txn | 
         st.rt.log(L_DBG, f"tm: {method} retransmission absorbed")
         return 0, None
     if method == "ACK":
+        callbacks.e2e_ack(st, ctx, None)
         return 1, None
     dest = reply_destination(ctx)
     # over a stream 1.6 answers on the request's connection (its id is kept):
@@ -149,10 +151,12 @@ def _newtran_locked(st: TmState, ctx: MsgContext, tid: str) -> tuple[int, Txn | 
     t.wait_due = now + st.fr + st.wt
     pend = _pending_for(ctx)
     t.on_failure, t.on_reply, t.on_branch = pend["failure"], pend["reply"], pend["branch"]
+    ctx.transaction = t
+    callbacks.on_new_transaction(st, t, ctx)
     if not st.insert(t):
+        ctx.transaction = None
         return E_OUT_OF_MEM, None
     st.stat("UAS_transactions")
-    ctx.transaction = t
     return 1, t
 
 
@@ -232,6 +236,8 @@ def _e2e_cancel(st: TmState, ctx: MsgContext, flags: int) -> bool:
             if h is not None:
                 reason = ctx.msg.text[h.start:h.end]
         cancel_branches(st, ti, uac_pending(ti), reason)
+        if ti.tmcbs:
+            callbacks.run_trans_callbacks(st, ti, callbacks.TMCB_TRANS_CANCELLED, ctx.msg)
         st.save(ti)
         return True
     finally:

@@ -21,7 +21,7 @@ from typing import Any
 __all__ = ["B_RECV", "FORMAT", "T_CANCELLED", "T_CANCEL_REASON", "T_IS_CANCEL", "T_NO_100",
            "T_NO_DNS_FO", "T_NO_NEW_BRANCHES", "T_REPLICATED", "T_UAS_ACKED", "Txn", "UacBranch"]
 
-FORMAT = 2
+FORMAT = 3
 
 # transaction flags
 T_CANCELLED = 0x01        # a CANCEL came from upstream
@@ -129,6 +129,8 @@ class Txn:
         "ruri",
         "src",
         "tid",
+        "tmcb_keys",
+        "tmcbs",
         "totag",
         "uas_local",
         "uas_reply",
@@ -166,6 +168,9 @@ class Txn:
         self.wait_due = 0.0
         self.extra_hdrs = ""  # t_add_hdrs: added to the CANCELs and ACKs tm builds
         self.branches: list[UacBranch] = []
+        # callbacks.register_tmcb: (types, function name, param); e2e ACK index keys
+        self.tmcbs: list[tuple[int, str, Any]] = []
+        self.tmcb_keys: list[bytes] = []
         self._init_transient()
 
     def _init_transient(self) -> None:
@@ -186,6 +191,7 @@ class Txn:
             [(n, list(v)) for n, v in self.avps], self.ruri, self.first_branch,
             self.uas_retr_due, self.uas_retr_iv, self.wait_due,
             [b.pack() for b in self.branches], self.extra_hdrs,
+            [tuple(c) for c in self.tmcbs], self.tmcb_keys,
         ))
 
     @classmethod
@@ -197,12 +203,13 @@ class Txn:
         (_, t.method, t.request, t.fwd_req, src, t.rcv, reply_dst, t.created, t.uas_status,
          t.uas_reply, t.uas_local, t.totag, t.flags, t.on_failure, t.on_reply, t.on_branch,
          t.msg_flags, avps, t.ruri, t.first_branch, t.uas_retr_due, t.uas_retr_iv,
-         t.wait_due, branches, t.extra_hdrs) = values
+         t.wait_due, branches, t.extra_hdrs, tmcbs, t.tmcb_keys) = values
         t.tid = tid
         t.src = tuple(src)
         t.reply_dst = tuple(reply_dst)
         t.avps = [(n, list(v)) for n, v in avps]
         t.branches = [UacBranch.unpack(b) for b in branches]
+        t.tmcbs = [tuple(c) for c in tmcbs]
         t._init_transient()
         return t
 

@@ -16,6 +16,7 @@ from ...core.runtime import L_DBG, L_ERR
 from ...sip.builders import build_reply, remove_top_via
 from ...sip.errors import ParseError
 from ...sip.message import SipMsg, parse_message
+from . import callbacks
 from .keys import parse_our_branch
 from .record import B_RECV, CANCEL_PENDING, T_REPLICATED, Txn
 from .select import DISCARD, NEGATIVE, PUSHED, RELAY, STORE, decide
@@ -49,7 +50,7 @@ def _relay_msg(st: TmState, t: Txn, reply: SipMsg) -> bool:
     if code == 503 and not st.rt.config.get("disable_503_translation"):
         data = _STATUS_503.sub(rb"\g<1>500", data, count=1)
         code = 500
-    return update_uas(st, t, code, data, local=False)
+    return update_uas(st, t, code, data, local=False, rpl=reply)
 
 
 def _relay_faked(st: TmState, t: Txn, code: int) -> bool:
@@ -78,6 +79,12 @@ def relay_branch(st: TmState, t: Txn, i: int, current: SipMsg | None) -> bool:
             set_completed(st, t, b.last)
             t.uas_retr_due = 0.0
             t.wait_due = st.clock() + st.wt
+            if t.tmcbs:
+                callbacks.run_trans_callbacks(st, t, callbacks.TMCB_LOCAL_COMPLETED, None,
+                                              current, b.last, branch=i)
+        elif t.tmcbs and current is not None and current.status < 200:
+            callbacks.run_trans_callbacks(st, t, callbacks.TMCB_LOCAL_RESPONSE_OUT, None,
+                                          current, current.status, branch=i)
         return True
     if current is not None:
         return _relay_msg(st, t, current)
@@ -121,6 +128,8 @@ def finish_negative(st: TmState, t: Txn, picked: int, current: SipMsg | None,
     winner unless the route replied itself or started new branches."""
     rt = st.rt
     route = t.on_failure
+    if t.tmcbs and not t.flags & T_REPLICATED and callbacks.has_tmcbs(t, callbacks.TMCB_ON_FAILURE):
+        _failure_callbacks(st, t, picked, current if current_branch == picked else None)
     if route is not None and rt.routes is not None:
         t.on_failure = None  # must be armed again for a further failure
         before = len(t.branches)
@@ -143,6 +152,23 @@ def finish_negative(st: TmState, t: Txn, picked: int, current: SipMsg | None,
     relay_branch(st, t, picked, current if current_branch == picked else None)
 
 
+def _failure_callbacks(st: TmState, t: Txn, picked: int, current: SipMsg | None) -> None:
+    """TMCB_ON_FAILURE: the failure route's request, the winning reply."""
+    b = t.branches[picked]
+    rpl = current
+    if rpl is None and b.reply:
+        try:
+            rpl = parse_message(b.reply)
+        except ParseError:
+            rpl = None
+    try:
+        req = failure_context(st, t, picked).msg
+    except ParseError:
+        req = None
+    callbacks.run_trans_callbacks(st, t, callbacks.TMCB_ON_FAILURE, req, rpl, b.last,
+                                  branch=picked)
+
+
 def _is_3263_failure(t: Txn, i: int) -> bool:
     """RFC 3263 failover case: a received 503, or a timeout with no reply at all."""
     b = t.branches[i]
@@ -162,6 +188,10 @@ def handle_code(st: TmState, t: Txn, i: int, code: int, current: SipMsg | None) 
             t.branches[i].reply = current.buf
         return
     if d.kind in (RELAY, PUSHED):
+        if (t.tmcbs and current is not None and code < 300 and d.branch == i
+                and not t.flags & T_REPLICATED):
+            callbacks.run_trans_callbacks(st, t, callbacks.TMCB_RESPONSE_FWDED, t.request_msg(),
+                                          current, code, branch=i)
         relay_branch(st, t, i, current)
         if d.cancel:  # after the 2xx went upstream, as 1.6 does
             cancel_branches(st, t, d.cancel, REASON_ELSEWHERE)
@@ -211,6 +241,9 @@ def process_reply(st: TmState, ctx: MsgContext) -> bool:
                 b.cancel_fr = 0.0
             st.save(t)
             return True
+        if t.tmcbs and not t.flags & T_REPLICATED:
+            callbacks.run_trans_callbacks(st, t, callbacks.TMCB_RESPONSE_IN, t.request_msg(),
+                                          msg, code, branch=idx)
         now = st.clock()
         last = b.last
         b.retr_due = 0.0  # any reply stops the retransmission (1.6 too)

@@ -11,6 +11,7 @@ failure route), and the removal of finished transactions (wt_timer).
 from __future__ import annotations
 
 from ...core.runtime import L_DBG, L_ERR
+from . import callbacks
 from .record import CANCEL_SENT, T_UAS_ACKED, Txn
 from .replies import handle_code
 from .store import TmState
@@ -66,6 +67,8 @@ def run_timers(st: TmState) -> None:
             if txn_timers(st, t, now):
                 st.save(t)
             else:
+                if t.tmcbs or t.tmcb_keys:
+                    callbacks.on_delete(st, t)
                 st.delete(tid)
         except Exception as e:  # one bad record must not stop the others
             st.rt.log(L_ERR, f"tm: timer on transaction {tid}: {e!r}")

@@ -19,6 +19,7 @@ from ...core.runtime import L_DBG, L_ERR, Destination
 from ...sip.builders import build_ack, build_cancel
 from ...sip.errors import ParseError
 from ...sip.message import parse_message
+from . import callbacks
 from .keys import branch_of
 from .record import CANCEL_PENDING, CANCEL_SENT, T_NO_DNS_FO, T_NO_NEW_BRANCHES, Txn, UacBranch
 from .store import TmState
@@ -148,6 +149,9 @@ def _build_one(st: TmState, t: Txn, ctx: MsgContext, target: Branch, index: int
             if dropped:
                 rt.log(L_DBG, f"tm: branch {index} dropped by branch_route")
                 return None, 0
+        if t.tmcbs:  # last chance to change the branch's request
+            callbacks.run_trans_callbacks(st, t, callbacks.TMCB_REQUEST_FWDED, ctx.msg, None,
+                                          -callbacks.method_id(t.method), branch=index)
         hop = next_hop(ctx)
         if hop is None:
             rt.log(L_ERR, f"tm: bad URI <{ctx.dst_uri or ctx.ruri}>")
@@ -163,6 +167,10 @@ def _build_one(st: TmState, t: Txn, ctx: MsgContext, target: Branch, index: int
             rt.log(L_ERR, f"tm: no socket for {dest.proto}:{dest.ip}")
             return None, E_SEND
         data = build_forwarded(ctx, sock, dest.proto, branch=branch_of(t.tid, index))
+        if t.tmcbs:
+            callbacks.run_trans_callbacks(st, t, callbacks.TMCB_REQUEST_BUILT, ctx.msg, None,
+                                          -callbacks.method_id(t.method), branch=index,
+                                          extra=data)
         b = UacBranch(ctx.ruri, (dest.proto, dest.ip, dest.port), sock.name, data)
         b.bflags = ctx.bflags
         b.on_reply = BRANCH_ONREPLY[0]

@@ -19,7 +19,8 @@ from ...core.reply import crc_suffix, dset_contact, pending_reply_lumps
 from ...core.runtime import L_DBG, L_ERR, Destination
 from ...sip.builders import build_reply, format_ip
 from ...sip.errors import ParseError
-from .record import Txn
+from . import callbacks
+from .record import T_REPLICATED, Txn
 from .store import TmState
 
 __all__ = ["error_text", "local_reply", "send_upstream", "set_completed", "tm_totag",
@@ -128,12 +129,21 @@ def set_completed(st: TmState, t: Txn, code: int) -> None:
     st.stat_final(code)
 
 
-def update_uas(st: TmState, t: Txn, code: int, data: bytes, *, local: bool) -> bool:
-    """Record `data` as the reply sent upstream and send it."""
+def update_uas(st: TmState, t: Txn, code: int, data: bytes, *, local: bool,
+               rpl: Any = None) -> bool:
+    """Record `data` as the reply sent upstream and send it (`rpl`: the
+    relayed reply, None for a local one; for the transaction callbacks)."""
     if t.uas_status >= 200 and code >= 200 and not (t.is_invite and code < 300):
         st.rt.log(L_DBG, f"tm: a final reply was already sent; {code} not sent")
         return False
     first_final = code >= 200 and t.uas_status < 200
+    report = bool(t.tmcbs) and code >= 200 and not t.flags & T_REPLICATED and (
+        first_final or data != t.uas_reply)  # not a retransmitted 2xx
+    if report:
+        if t.is_invite and code < 300 and callbacks.has_tmcbs(t, callbacks.TMCB_E2EACK_IN):
+            callbacks.note_2xx(st, t, rpl)
+        callbacks.run_trans_callbacks(st, t, callbacks.TMCB_RESPONSE_PRE_OUT, t.request_msg(),
+                                      rpl, code, extra=data)
     if code >= t.uas_status or code >= 200:
         t.uas_status = code
         t.uas_reply = data
@@ -141,7 +151,11 @@ def update_uas(st: TmState, t: Txn, code: int, data: bytes, *, local: bool) -> b
     if first_final:
         set_completed(st, t, code)
     st.stat("local_replies" if local else "relayed_replies")
-    return send_upstream(st, t, data)
+    ok = send_upstream(st, t, data)
+    if report:
+        callbacks.run_trans_callbacks(st, t, callbacks.TMCB_RESPONSE_OUT, t.request_msg(), rpl,
+                                      code, extra=data)
+    return ok
 
 
 def local_reply(st: TmState, t: Txn, ctx: Any, code: int, reason: str, body: str = "") -> int:

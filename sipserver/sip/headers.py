@@ -196,27 +196,35 @@ def parse_via(text: str) -> list[Via]:
     """Parse a Via header value (one or more comma-separated via-parms)."""
     vias: list[Via] = []
     pos = 0
+    n = len(text)
+    via_match = _VIA_RE.match
+    param_match = _PARAM_RE.match
     while True:
-        m = _VIA_RE.match(text, pos)
+        m = via_match(text, pos)
         if m is None:
             raise ParseError(f"bad Via: {text[pos:pos + 40].strip()!r}")
         v = Via()
-        v.start = _SKIP_LWS_RE.match(text, pos).end()
-        v.protocol, v.version = m.group(1), m.group(2)
-        if v.protocol.upper() != "SIP" or v.version != "2.0":
-            raise ParseError(f"bad Via protocol {v.protocol}/{v.version}")
-        v.transport = m.group(3).upper()
-        v.host = m.group(4)
-        v.port = None
-        if m.group(5) is not None:
-            port = int(m.group(5))
+        protocol, version, transport, v.host, port = m.groups()
+        v.start = m.start(1)  # after the LWS the pattern starts with
+        if (protocol != "SIP" and protocol.upper() != "SIP") or version != "2.0":
+            raise ParseError(f"bad Via protocol {protocol}/{version}")
+        v.protocol = protocol
+        v.version = version
+        v.transport = transport if transport.isupper() else transport.upper()
+        if port is not None:
+            port = int(port)
             if port > 65535:
                 raise ParseError(f"bad Via port {port}")
-            v.port = port
-        v.hostport_end = m.end()
-        v.params, pos = parse_params(text, m.end())
+        v.port = port
+        v.hostport_end = pos = m.end()
+        params = v.params
+        while pos < n and (m := param_match(text, pos)) is not None:
+            pos = m.end()
+            params.append(Param(m.group(1), m.group(2), m.start(), pos))
         v.end = pos
         vias.append(v)
+        if pos == n:
+            return vias
         pos = _expect_separator(text, pos, "Via")
         if pos < 0:
             return vias
@@ -366,6 +374,10 @@ class CSeq:
 
 
 def parse_cseq(text: str) -> CSeq:
+    number, _, method = text.partition(" ")
+    # the usual "1 INVITE": digits, one space, letters
+    if number.isdigit() and method.isalpha() and len(number) < 10 and text.isascii():
+        return CSeq(int(number), method)
     m = _CSEQ_RE.match(text)
     if m is None:
         raise ParseError(f"bad CSeq: {text.strip()[:40]!r}")

@@ -37,11 +37,10 @@ from .headers import (
     parse_uint,
     parse_via,
 )
-from .uri import parse_uri
+from .uri import Uri, parse_uri
 
 if TYPE_CHECKING:
     from .lumps import Lumps
-    from .uri import Uri
 
 SIP_VERSION = "SIP/2.0"
 # A datagram bigger than this is refused before any parsing (BUF_SIZE in 1.6).
@@ -385,9 +384,9 @@ def _parse_first_line(msg: SipMsg, line: str) -> None:
     if len(parts) != 3:
         raise ParseError("bad request line (expected METHOD SP Request-URI SP SIP/2.0)")
     method, ruri, version = parts
-    if not TOKEN_RE.match(method):
+    if not (method.isalpha() and method.isascii()) and not TOKEN_RE.match(method):
         raise ParseError(f"bad method {method[:32]!r}")
-    if version.upper() != SIP_VERSION:
+    if version != SIP_VERSION and version.upper() != SIP_VERSION:
         if version.upper().startswith("SIP/"):
             raise ParseError(f"unsupported SIP version {version[:16]!r}", status=505)
         raise ParseError(f"bad request line version {version[:16]!r}")
@@ -395,10 +394,22 @@ def _parse_first_line(msg: SipMsg, line: str) -> None:
     msg.version = version
     msg.ruri_start = len(method) + 1
     msg.ruri_end = msg.ruri_start + len(ruri)
-    uri = parse_uri(ruri)
-    if uri.headers is not None and uri.scheme in ("sip", "sips"):
-        raise ParseError("Request-URI must not contain headers")
+    uri = _RURI_CACHE.get(ruri)
+    if uri is None:
+        uri = parse_uri(ruri)
+        if uri.headers is not None and uri.scheme in ("sip", "sips"):
+            raise ParseError("Request-URI must not contain headers")
+        if len(_RURI_CACHE) >= _MAX_RURI_CACHE:
+            _RURI_CACHE.clear()
+        _RURI_CACHE[ruri] = uri
     msg._ruri = uri
+
+
+# Request-URI text -> its parse: Uri objects are immutable and shared, and a
+# proxy sees the same few Request-URIs again and again. Only good ones are
+# kept, so a bad one is rejected every time as before.
+_RURI_CACHE: dict[str, Uri] = {}
+_MAX_RURI_CACHE = 1024
 
 
 def _unfold(lines: list[str], eol: str) -> list[str]:
@@ -412,10 +423,26 @@ def _unfold(lines: list[str], eol: str) -> list[str]:
     return out
 
 
-# A line of the header block that does not start with a token and a colon:
-# when there is none (almost always), every line is a plain "Name: value"
-# and the per-line checks can be skipped. Folded lines also hit this.
-_ODD_LINE_RE = re.compile(r"^(?![A-Za-z0-9!%*_+`'~.\-]+:)", re.M)
+# The header block needs the careful per-line checks when a line (or what
+# follows a bare LF) does not start with a token and a colon; almost always
+# every line is a plain "Name: value" and they can be skipped. Folded lines
+# also take the careful path. Only the LFs are visited: the search skips to
+# each one in C.
+_TOKEN_COLON_RE = re.compile(r"[A-Za-z0-9!%*_+`'~.\-]+:")
+_ODD_LINE_AFTER_LF_RE = re.compile(r"\n(?![A-Za-z0-9!%*_+`'~.\-]+:)")
+
+# Header name as written -> canonical key (lower case, compact forms
+# expanded): a bounded cache, names repeat from message to message.
+_KEYS: dict[str, str] = {}
+_MAX_KEYS = 512
+
+
+def _new_key(name: str) -> str:
+    key = header_key(name)
+    if len(_KEYS) >= _MAX_KEYS:
+        _KEYS.clear()
+    _KEYS[name] = key
+    return key
 
 
 def _index_headers(msg: SipMsg, text: str, pos: int, end: int, eol: str) -> None:
@@ -427,40 +454,54 @@ def _index_headers(msg: SipMsg, text: str, pos: int, end: int, eol: str) -> None
     """
     headers: list[Header] = []
     index: dict[str, list[Header]] = {}
-    compact = COMPACT_FORMS
     eol_len = len(eol)
     block = text[pos : end - eol_len]
     lines = block.split(eol)
-    if eol + " " in block or eol + "\t" in block:
-        lines = _unfold(lines, eol)
-    careful = _ODD_LINE_RE.search(block) is not None
     new_header = Header
     index_get = index.get
     append = headers.append
-    for line in lines:
-        name, colon, value = line.partition(":")
-        start = pos
-        pos += len(line) + eol_len
-        if careful:
+    if _TOKEN_COLON_RE.match(block) is None or _ODD_LINE_AFTER_LF_RE.search(block) is not None:
+        if eol + " " in block or eol + "\t" in block:
+            lines = _unfold(lines, eol)
+        compact = COMPACT_FORMS
+        for line in lines:
+            name, colon, value = line.partition(":")
+            start = pos
+            pos += len(line) + eol_len
             name, value, vstart = _careful_header_line(line, name, colon, value, start)
-        else:
-            stripped = value.lstrip(" \t")
-            vstart = start + len(name) + 1 + len(value) - len(stripped)
-            value = stripped.rstrip(" \t\r\n") if stripped[-1:] in (" ", "\t", "\r", "\n") \
-                else stripped
-        key = name.lower()
-        if len(key) == 1:
-            key = compact.get(key, key)
-        h = new_header(name, key, value, start, vstart, pos)
-        append(h)
-        lst = index_get(key)
-        if lst is None:
-            index[key] = [h]
-        else:
-            lst.append(h)
+            key = name.lower()
+            if len(key) == 1:
+                key = compact.get(key, key)
+            h = new_header(name, key, value, start, vstart, pos)
+            append(h)
+            lst = index_get(key)
+            if lst is None:
+                index[key] = [h]
+            else:
+                lst.append(h)
+    else:
+        # every line is "token:value": no fold, no bare LF
+        key_get = _KEYS.get
+        for line in lines:
+            name, _, value = line.partition(":")
+            start = pos
+            pos += len(line)
+            value = value.lstrip(" \t")
+            vstart = pos - len(value)
+            pos += eol_len
+            key = key_get(name)
+            if key is None:
+                key = _new_key(name)
+            h = new_header(name, key, value.rstrip(" \t\r\n"), start, vstart, pos)
+            append(h)
+            lst = index_get(key)
+            if lst is None:
+                index[key] = [h]
+            else:
+                lst.append(h)
     msg.headers = headers
     msg.index = index
-    vias = index.get("via")
+    vias = index_get("via")
     if vias is None:
         raise ParseError("no Via header")
     via1_hdr = vias[0]
@@ -495,37 +536,81 @@ _PLAIN_NAMEADDR_RE = re.compile(
     rf"(?:;[{_TOK}]+(?:=[{_TOK}:\[\]]+)?)*"
 )
 
+_plain_name_addr = _PLAIN_NAMEADDR_RE.fullmatch
+# From/To values that matched it lately: the messages of a dialog repeat them.
+_PLAIN_SEEN: set[str] = set()
+_MAX_PLAIN_SEEN = 1024
+
+
+def _seen_plain(value: str) -> None:
+    if len(_PLAIN_SEEN) >= _MAX_PLAIN_SEEN:
+        _PLAIN_SEEN.clear()
+    _PLAIN_SEEN.add(value)
+
 
 def _check_mandatory(msg: SipMsg) -> None:
     index = msg.index
-    for key in _SINGLE_HEADERS:
-        lst = index.get(key)
-        if not lst:
-            raise ParseError(f"missing {key.title()} header")
-        if len(lst) > 1:
-            raise ParseError(f"more than one {key.title()} header")
-    if not index["call-id"][0].value:
+    get = index.get
+    from_ = get("from")
+    to = get("to")
+    call_id = get("call-id")
+    cseq_hdrs = get("cseq")
+    if (from_ is None or to is None or call_id is None or cseq_hdrs is None
+            or len(from_) != 1 or len(to) != 1 or len(call_id) != 1 or len(cseq_hdrs) != 1):
+        for key in _SINGLE_HEADERS:
+            lst = get(key)
+            if not lst:
+                raise ParseError(f"missing {key.title()} header")
+            if len(lst) > 1:
+                raise ParseError(f"more than one {key.title()} header")
+    if not call_id[0].value:
         raise ParseError("empty Call-ID")
-    cseq = msg.cseq
+    h = cseq_hdrs[0]
+    cseq = h.parsed
+    if cseq is None:
+        cseq = h.parsed = parse_cseq(h.value)
     if msg.is_request and cseq.method != msg.method:
         raise ParseError(f"CSeq method {cseq.method!r} does not match {msg.method!r}")
     # a bad From/To is a 400; the usual shapes are checked here and parsed on use
-    plain = _PLAIN_NAMEADDR_RE.fullmatch
-    if plain(index["from"][0].value) is None:
-        msg.from_  # noqa: B018
-    if plain(index["to"][0].value) is None:
-        msg.to  # noqa: B018
-    if "max-forwards" in index:
-        if len(index["max-forwards"]) > 1:
+    value = from_[0].value
+    if value not in _PLAIN_SEEN:
+        if _plain_name_addr(value) is None:
+            msg.from_  # noqa: B018
+        else:
+            _seen_plain(value)
+    value = to[0].value
+    if value not in _PLAIN_SEEN:
+        if _plain_name_addr(value) is None:
+            msg.to  # noqa: B018
+        else:
+            _seen_plain(value)
+    lst = get("max-forwards")
+    if lst is not None:
+        if len(lst) > 1:
             raise ParseError("more than one Max-Forwards header")
-        msg.max_forwards  # noqa: B018
+        h = lst[0]
+        if h.parsed is None:
+            h.parsed = _uint(h.value, "Max-Forwards", 255)
     available = len(msg.text) - msg.body_start
-    if "content-length" in index:
-        if len(index["content-length"]) > 1:
+    lst = get("content-length")
+    if lst is not None:
+        if len(lst) > 1:
             raise ParseError("more than one Content-Length header")
-        length = msg.content_length
+        h = lst[0]
+        length = h.parsed
+        if length is None:
+            length = h.parsed = _uint(h.value, "Content-Length", MAX_CONTENT_LENGTH)
         if length > available:
             raise ParseError(f"Content-Length {length} larger than the {available} body octets")
         msg._body_end = msg.body_start + length
     else:
         msg._body_end = len(msg.text)
+
+
+def _uint(value: str, what: str, maximum: int) -> int:
+    """parse_uint with a shortcut for the usual few ASCII digits."""
+    if len(value) < 6 and value.isdigit() and value.isascii():
+        n = int(value)
+        if n <= maximum:
+            return n
+    return parse_uint(value, what, maximum)

@@ -384,7 +384,8 @@ class _RouteSet:
 
 def _params_text(uri: Uri) -> str:
     """The URI parameters as written, without the leading ';' (1.6 puri.params)."""
-    return ";".join(name if value is None else f"{name}={value}" for name, value in uri.params)
+    text = uri._ptext  # the validated ";a=1;b" text the parameters are split from
+    return text[1:] if text else ""
 
 
 def _has_flag(uri: Uri, name: str) -> bool:
@@ -414,11 +415,12 @@ def _maddr_uri(ctx: MsgContext, text: str, uri: Uri) -> str | None:
     return f"sip:{maddr}" + (f":{uri.port}" if uri.port is not None else "")
 
 
-def _parse(ctx: MsgContext, text: str) -> Uri | None:
+def _parse(ctx: MsgContext, na: NameAddr) -> Uri | None:
+    """The URI of a Route value (parsed once, kept on the value)."""
     try:
-        return parse_uri(text)
+        return na.uri
     except ParseError:
-        ctx.rt.log(L_ERR, f"rr: failed to parse the Route URI <{text}>")
+        ctx.rt.log(L_ERR, f"rr: failed to parse the Route URI <{na.uri_text}>")
         return None
 
 
@@ -519,7 +521,7 @@ def _after_loose(module: LoadedModule, ctx: MsgContext, st: _MsgState, rs: _Rout
                  preloaded: bool) -> int:
     hi, ri = 0, 0
     values = rs.values(0) or []
-    uri = _parse(ctx, values[0].uri_text)
+    uri = _parse(ctx, values[0])
     if uri is None:
         return RR_ERROR
     if _is_myself(ctx, uri):
@@ -531,7 +533,7 @@ def _after_loose(module: LoadedModule, ctx: MsgContext, st: _MsgState, rs: _Rout
         double = _p(module, "enable_double_rr") and _is_2rr(uri)
         for step in (1, 2) if double else (1,):
             if step == 2:
-                uri2 = _parse(ctx, values[ri].uri_text)
+                uri2 = _parse(ctx, values[ri])
                 if uri2 is None:
                     return RR_ERROR
                 _force_from_2rr(module, ctx, uri2)
@@ -551,7 +553,7 @@ def _after_loose(module: LoadedModule, ctx: MsgContext, st: _MsgState, rs: _Rout
                 return NOT_RR_DRIVEN if preloaded else RR_DRIVEN
             hi, ri = nxt, 0
             values = rs.values(hi) or []
-        uri = _parse(ctx, values[ri].uri_text)
+        uri = _parse(ctx, values[ri])
         if uri is None:
             return RR_ERROR
     target = values[ri]
@@ -596,7 +598,7 @@ def _after_strict(module: LoadedModule, ctx: MsgContext, st: _MsgState, rs: _Rou
     """The previous hop was a strict router (our RR URI is in the R-URI)."""
     hi, ri = 0, 0
     values = rs.values(0) or []
-    uri = _parse(ctx, values[0].uri_text)
+    uri = _parse(ctx, values[0])
     if uri is None:
         return RR_ERROR
     if _p(module, "enable_double_rr") and _is_2rr(uri) and _is_myself(ctx, uri):
@@ -615,7 +617,7 @@ def _after_strict(module: LoadedModule, ctx: MsgContext, st: _MsgState, rs: _Rou
                 return NOT_RR_DRIVEN
             hi, ri = nxt, 0
             values = rs.values(hi) or []
-        uri = _parse(ctx, values[ri].uri_text)
+        uri = _parse(ctx, values[ri])
         if uri is None:
             return RR_ERROR
     st.routed = True
@@ -650,7 +652,7 @@ def _after_strict(module: LoadedModule, ctx: MsgContext, st: _MsgState, rs: _Rou
         if last_values is None:
             return RR_ERROR
         last = last_values[-1]
-        last_uri = _parse(ctx, last.uri_text)
+        last_uri = _parse(ctx, last)
         if last_uri is None:
             return RR_ERROR
         new = _maddr_uri(ctx, last.uri_text, last_uri)
@@ -787,7 +789,7 @@ def get_remote_target(ctx: MsgContext) -> str | None:
         values = rs.values(len(rs.hdrs) - 1)
         if not values:
             return None
-        uri = _parse(ctx, values[-1].uri_text)
+        uri = _parse(ctx, values[-1])
         return None if uri is None else _maddr_uri(ctx, values[-1].uri_text, uri)
     ctx.rt.log(L_ERR, f"rr: invalid routing type - {rtype}")
     return None

@@ -49,7 +49,7 @@ _C = struct.Struct("<q")
 class SharedHash:
     """``bytes -> bytes`` map in shared memory, usable from every forked process."""
 
-    __slots__ = ("_acq", "_buf", "_counts", "_hash", "_heads", "_nb", "_nl", "_rel",
+    __slots__ = ("_acq", "_buf", "_counts", "_counts_all", "_hash", "_heads", "_nb", "_nl", "_rel",
                  "locks", "nbuckets", "seg")
 
     def __init__(self, segment: Segment, buckets: int, locks: LockSet,
@@ -66,6 +66,7 @@ class SharedHash:
         self._hash = hash_func or hash
         self._buf = segment.buf
         self._heads = segment.alloc(8 * buckets, zero=True)
+        self._counts_all = struct.Struct(f"<{locks.n}q")
         try:
             self._counts = segment.alloc(8 * locks.n, zero=True)
         except ShmOutOfMemory:
@@ -100,14 +101,16 @@ class SharedHash:
 
     def __len__(self) -> int:
         """Entries in the table (summed over stripes without locking: a snapshot)."""
-        buf = self._buf
-        c = self._counts
-        return sum(_C.unpack_from(buf, c + 8 * i)[0] for i in range(self._nl))
+        return sum(self._counts_all.unpack_from(self._buf, self._counts))
 
     # ------------------------------------------------------------ changes
 
-    def put(self, key: bytes, value: bytes) -> None:
+    def put(self, key: bytes, value: bytes, reserve: int = 0) -> None:
         """Store ``value`` for ``key`` (insert or replace).
+
+        ``reserve``: when a new block is needed, room for a value of that
+        many bytes (a record expected to grow is then rewritten in place);
+        the exact size is taken when memory is too short for it.
 
         Raises ShmOutOfMemory when the record does not fit; the table then
         holds what it held before.
@@ -130,7 +133,7 @@ class SharedHash:
                         break
                 link = p
                 p = nx
-            self._store(s, b, link, p, nx, h, key, value)
+            self._store(s, b, link, p, nx, h, key, value, reserve)
         finally:
             self._rel[s]()
 
@@ -246,6 +249,30 @@ class SharedHash:
                 self._rel[s]()
         return out
 
+    def heads(self, n: int) -> list[tuple[bytes, bytes]]:
+        """Like ``items()``, with only the first ``n`` bytes of each value
+        (a scan for a fixed-size field at the front of the records)."""
+        out: list[tuple[bytes, bytes]] = []
+        buf = self._buf
+        nb = self._nb
+        nl = self._nl
+        for s in range(min(nl, nb)):
+            self._acq[s]()
+            try:
+                with memoryview(buf) as mv, \
+                        mv[self._heads:self._heads + 8 * nb].cast("Q") as heads:
+                    firsts = heads[s::nl].tolist()
+                for p in firsts:
+                    while p:
+                        nx, _eh, ekl, evl = _e_unpack(buf, p)
+                        k = p + _ESIZE
+                        v = k + ekl
+                        out.append((buf[k:v], buf[v:v + min(n, evl)]))
+                        p = nx
+            finally:
+                self._rel[s]()
+        return out
+
     def keys(self) -> list[bytes]:
         """A snapshot of the keys."""
         return [k for k, _v in self.items()]
@@ -261,8 +288,17 @@ class SharedHash:
 
     # ------------------------------------------------------------ internals
 
+    def _alloc(self, need: int, want: int) -> int:
+        """A block of ``want`` bytes, else of ``need`` (ShmOutOfMemory)."""
+        if want > need:
+            try:
+                return self.seg.alloc(want)
+            except ShmOutOfMemory:
+                pass
+        return self.seg.alloc(need)
+
     def _store(self, s: int, b: int, link: int, p: int, nx: int, h: int,
-               key: bytes, value: bytes) -> None:
+               key: bytes, value: bytes, reserve: int = 0) -> None:
         """Write ``value`` for ``key`` under stripe lock ``s``.
 
         ``p`` is the existing entry (0: none) and ``link`` the address of
@@ -273,12 +309,14 @@ class SharedHash:
         need = _ESIZE + kl + len(value)
         if p:
             cap = (_q_unpack(buf, p - 8)[0] & SIZE_MASK) - 8
-            if need <= cap <= 2 * need + 64:
+            # in place unless the block is far too big (a reserved block,
+            # put(reserve=), must survive the smaller writes before it fills)
+            if need <= cap <= 4 * need + 4096:
                 _I.pack_into(buf, p + 20, len(value))
                 buf[p + _ESIZE + kl:p + need] = value
                 return
             try:
-                q = self.seg.alloc(need)
+                q = self._alloc(need, _ESIZE + kl + reserve)
             except ShmOutOfMemory:
                 if need > cap:
                     raise
@@ -290,7 +328,7 @@ class SharedHash:
             _q_pack(buf, link, q)
             self.seg.free(p)
             return
-        q = self.seg.alloc(need)
+        q = self._alloc(need, _ESIZE + kl + reserve)
         at = self._heads + 8 * b
         buf[q:q + need] = _E.pack(_q_unpack(buf, at)[0], h, kl, len(value)) + key + value
         _q_pack(buf, at, q)

@@ -89,6 +89,21 @@ def _match_opts(st: TmState) -> dict[str, bool]:
             "via1_matching": bool(st.params.get("via1_matching", 1))}
 
 
+# the id of the request in hand (t_check_trans then t_relay compute it once)
+_last_tid: list[Any] = [None, None, ""]
+
+
+def _request_tid(st: TmState, msg: Any) -> str:
+    opts = _match_opts(st)
+    key = (opts["ruri_matching"], opts["via1_matching"])
+    last = _last_tid
+    if last[0] is msg and last[1] == key:
+        return last[2]
+    tid = request_tid(msg, **opts)
+    last[0], last[1], last[2] = msg, key, tid
+    return tid
+
+
 def inerr2scripterr(err: int) -> int:
     """1.6 t_relay_inerr2scripterr: internal error -> script code."""
     if err in (E_BAD_URI, E_BAD_REQ, E_BAD_TO, E_INVALID_PARAMS):
@@ -277,7 +292,7 @@ def t_relay_impl(ctx: MsgContext, dest: Any = None, flags: int = 0) -> int:
         rt.log(L_ERR, "tm: BUG - undefined transaction in failure route")
         return -1
     try:
-        tid = request_tid(msg, **_match_opts(st))
+        tid = _request_tid(st, msg)
     except (ParseError, KeyError, IndexError, AttributeError):
         return -2
     cancel_done = False
@@ -339,7 +354,7 @@ def t_reply(ctx: MsgContext, code: int, reason: str, body: str = "") -> int:
             ctx.rt.log(L_ERR, "tm: BUG - no transaction found in failure route")
             return -1
         try:
-            tid = request_tid(msg, **_match_opts(st))
+            tid = _request_tid(st, msg)
         except (ParseError, KeyError, IndexError, AttributeError):
             return -1
         st.lock(tid)
@@ -369,7 +384,7 @@ def w_t_newtran(ctx: MsgContext) -> int:
         ctx.rt.log(L_ERR, "tm: transaction already in process")
         return E_SCRIPT
     try:
-        tid = request_tid(ctx.msg, **_match_opts(st))
+        tid = _request_tid(st, ctx.msg)
     except (ParseError, KeyError, IndexError, AttributeError):
         return E_BAD_TUPEL
     st.lock(tid)
@@ -412,7 +427,7 @@ def w_t_check_trans(ctx: MsgContext) -> int:
             return 1 if st.exists(cancel_tid(msg, **_match_opts(st))) else -1
         if ctx.transaction is not None:
             return 1
-        tid = request_tid(msg, **_match_opts(st))
+        tid = _request_tid(st, msg)
     except (ParseError, KeyError, IndexError, AttributeError):
         return 0
     t = st.load(tid)

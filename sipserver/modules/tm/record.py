@@ -104,7 +104,6 @@ class Txn:
 
     __slots__ = (
         # per process, never stored
-        "_due_saved",
         "_req_msg",
         # persistent
         "avps",
@@ -175,7 +174,6 @@ class Txn:
 
     def _init_transient(self) -> None:
         self._req_msg = None
-        self._due_saved: float | None = None
         self.cur_branch: int | None = None  # branch of the reply being handled (O/B routes)
         self.cur_code = 0                   # code of that reply
         self.picked: int | None = None      # winning branch (failure route)

@@ -3,8 +3,9 @@
 Made in the master (mod_init) before the fork, so every receiver and the
 timer process see the same transactions:
 
-* `table` — tid -> encoded `Txn`;
-* `due` — tid -> next due time (8 bytes): the timer scans only this;
+* `table` — tid -> next due time (8 bytes, 0: none) + encoded `Txn`:
+  one shared-memory write per save; the timer reads only the first 8
+  bytes of each entry;
 * `locks` — per-transaction locks (striped by tid). Everything that reads
   a record, changes it and writes it back holds the transaction's lock for
   the whole time (1.6's REPLY_LOCK), script routes included, so a reply
@@ -32,6 +33,7 @@ STATS = ("received_replies", "relayed_replies", "local_replies", "UAS_transactio
          "UAC_transactions", "2xx_transactions", "3xx_transactions", "4xx_transactions",
          "5xx_transactions", "6xx_transactions", "inuse_transactions")
 
+_FINAL_STATS = {k: f"{k}xx_transactions" for k in range(2, 7)}
 _D = struct.Struct("<d")
 TABLE_BUCKETS = 4096
 LOCK_STRIPES = 64
@@ -85,7 +87,6 @@ class TmState:
             seg = Segment(8 * 1024 * 1024)
         self.seg = seg
         self.table = SharedHash(seg, TABLE_BUCKETS, LockSet(LOCK_STRIPES), _tid_hash)
-        self.due = SharedHash(seg, 512, LockSet(8), _tid_hash)
         self.locks = LockSet(LOCK_STRIPES * 2)
         self._acq = self.locks.acquirers
         self._rel = self.locks.releasers
@@ -96,6 +97,7 @@ class TmState:
                 h = rt.stats.stat("tm", name)
                 if h is not None:
                     self.stats[name] = h
+        self._inc = {name: h.inc for name, h in self.stats.items()}
         # seconds, from the parameters
         self.t1 = max(int(params.get("T1_timer", 500)), 1) / 1000.0
         self.t2 = max(int(params.get("T2_timer", 4000)), 1) / 1000.0
@@ -138,13 +140,13 @@ class TmState:
     # ------------------------------------------------------------ stats
 
     def stat(self, name: str, n: int = 1) -> None:
-        h = self.stats.get(name)
-        if h is not None:
-            h.inc(n) if n >= 0 else h.dec(-n)
+        inc = self._inc.get(name)
+        if inc is not None:
+            inc(n)  # a negative n subtracts
 
     def stat_final(self, code: int) -> None:
         if code >= 200:
-            self.stat(f"{min(code // 100, 6)}xx_transactions")
+            self.stat(_FINAL_STATS[min(code // 100, 6)])
 
     # ------------------------------------------------------------ locks
 
@@ -167,50 +169,51 @@ class TmState:
         if data is None:
             return None
         try:
-            t = Txn.decode(tid, data)
+            with memoryview(data) as mv:
+                t = Txn.decode(tid, mv[8:])
         except (ValueError, TypeError, EOFError) as e:
             self.rt.log(L_ERR, f"tm: broken transaction record {tid}: {e}")
             return None
-        t._due_saved = None  # unknown: the next save writes the due index
         return t
 
     def exists(self, tid: str) -> bool:
         return tid.encode() in self.table
 
-    def save(self, t: Txn) -> bool:
-        """Write the record back (under its lock) and index its next due time."""
-        key = t.tid.encode()
+    def _put(self, t: Txn, extra: int = 0) -> bool:
+        value = _D.pack(t.next_due()) + t.encode()
         try:
-            self.table.put(key, t.encode())
-            due = t.next_due()
-            if due == getattr(t, "_due_saved", None):
-                pass  # the due index already says so: one shared-memory write saved
-            elif due > 0:
-                self.due.put(key, _D.pack(due))
-            else:
-                self.due.delete(key)
-            t._due_saved = due
+            self.table.put(t.tid.encode(), value, len(value) + extra if extra else 0)
         except ShmOutOfMemory:
             self.rt.log(L_ERR, "tm: out of shared memory (transaction not stored)")
             return False
         return True
 
+    def save(self, t: Txn) -> bool:
+        """Write the record back (under its lock) with its next due time."""
+        return self._put(t)
+
     def insert(self, t: Txn) -> bool:
-        """Store a new transaction; counts it in inuse_transactions."""
-        if not self.save(t):
+        """Store a new transaction; counts it in inuse_transactions.
+
+        The block gets room for what forwarding adds (the request copies,
+        a reply) so the saves that follow write in place.
+        """
+        if not self._put(t, 3 * len(t.request) + 512):
             return False
         self.stat("inuse_transactions")
         return True
 
     def delete(self, tid: str) -> None:
-        key = tid.encode()
-        if self.table.pop(key) is not None:
+        if self.table.pop(tid.encode()) is not None:
             self.stat("inuse_transactions", -1)
-        self.due.delete(key)
 
     def due_now(self, now: float) -> list[str]:
         """Ids of the transactions with a timer due at `now`."""
-        return [k.decode() for k, v in self.due.items() if _D.unpack(v)[0] <= now]
+        out = []
+        for k, head in self.table.heads(8):
+            if len(head) == 8 and 0 < _D.unpack(head)[0] <= now:
+                out.append(k.decode())
+        return out
 
     def __len__(self) -> int:
         return len(self.table)

@@ -62,7 +62,6 @@ def run_timers(st: TmState) -> None:
         try:
             t = st.load(tid)
             if t is None:
-                st.due.delete(tid.encode())
                 continue
             if txn_timers(st, t, now):
                 st.save(t)

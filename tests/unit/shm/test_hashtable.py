@@ -172,3 +172,25 @@ def test_concurrent_updates_lose_nothing(seg: Segment) -> None:
     assert total == 3 * 1500
     assert all(struct.unpack("<q", h.get(k))[0] == 450 for k in keys)
     seg.check()
+
+
+def test_heads_reads_the_front_of_each_value(seg: Segment) -> None:
+    h = SharedHash(seg, 64, LockSet(4))
+    for i in range(20):
+        h.put(f"k{i}".encode(), struct.pack("<d", float(i)) + b"x" * i)
+    got = {k: struct.unpack("<d", v)[0] for k, v in h.heads(8)}
+    assert got == {f"k{i}".encode(): float(i) for i in range(20)}
+    assert all(len(v) == 8 for _, v in h.heads(8))
+
+
+def test_reserve_keeps_growing_records_in_place(seg: Segment) -> None:
+    h = SharedHash(seg, 16, LockSet(2))
+    h.put(b"t", b"a" * 100, reserve=400)
+    used = seg.used
+    for n in (150, 250, 390):
+        h.put(b"t", b"b" * n)  # fits the reserved block: no new allocation
+        assert seg.used == used
+    assert h.get(b"t") == b"b" * 390
+    h.put(b"t", b"c" * 2000)  # beyond the reserve: moved, still correct
+    assert h.get(b"t") == b"c" * 2000
+    seg.check()

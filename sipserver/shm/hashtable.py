@@ -229,29 +229,14 @@ class SharedHash:
         Each stripe is read under its lock, so every entry is consistent;
         the table as a whole may move on while later stripes are read.
         """
-        out: list[tuple[bytes, bytes]] = []
-        buf = self._buf
-        nb = self._nb
-        nl = self._nl
-        for s in range(min(nl, nb)):
-            self._acq[s]()
-            try:
-                with memoryview(buf) as mv, \
-                        mv[self._heads:self._heads + 8 * nb].cast("Q") as heads:
-                    firsts = heads[s::nl].tolist()
-                for p in firsts:
-                    while p:
-                        nx, _eh, ekl, evl = _e_unpack(buf, p)
-                        k = p + _ESIZE
-                        out.append((buf[k:k + ekl], buf[k + ekl:k + ekl + evl]))
-                        p = nx
-            finally:
-                self._rel[s]()
-        return out
+        return self._scan(None)
 
     def heads(self, n: int) -> list[tuple[bytes, bytes]]:
         """Like ``items()``, with only the first ``n`` bytes of each value
         (a scan for a fixed-size field at the front of the records)."""
+        return self._scan(n)
+
+    def _scan(self, n: int | None) -> list[tuple[bytes, bytes]]:
         out: list[tuple[bytes, bytes]] = []
         buf = self._buf
         nb = self._nb
@@ -267,7 +252,7 @@ class SharedHash:
                         nx, _eh, ekl, evl = _e_unpack(buf, p)
                         k = p + _ESIZE
                         v = k + ekl
-                        out.append((buf[k:v], buf[v:v + min(n, evl)]))
+                        out.append((buf[k:v], buf[v:v + (evl if n is None else min(n, evl))]))
                         p = nx
             finally:
                 self._rel[s]()

@@ -48,6 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ...core.context import MsgContext
 from ...core.errors import E_BAD_ADDRESS, E_BAD_URI, E_NO_SOCKET, E_SEND
 from ...core.reply import crc_suffix
 from ...core.runtime import L_DBG, L_ERR, Destination
@@ -498,6 +499,7 @@ def t_uac(rt: Any, method: str, ruri: str, headers: str | HeaderBlock, body: str
     st = tm_of(rt)
     p = prepare(rt, method, ruri, headers, body, next_hop=next_hop, socket=socket,
                 max_forwards=max_forwards)
+    p.data = run_local_route(rt, p.data, p.sock)
     d = p.dests[0]
     b = UacBranch(ruri, (d.proto, d.ip, d.port), p.sock.name, p.data)
     if method == "ACK":
@@ -535,6 +537,28 @@ def t_uac(rt: Any, method: str, ruri: str, headers: str | HeaderBlock, body: str
         st.unlock(p.tid)
     rt.log(L_DBG, f"tm: t_uac {method} {ruri} -> {b.dst} ({p.tid})")
     return p.tid
+
+
+def run_local_route(rt: Any, data: bytes, sock: Any) -> bytes:
+    """Run `local_route` on a request tm builds itself; the bytes it sends.
+
+    As in 1.6 the route sees the new request and may change it (append_hf,
+    remove_hf, ...); `drop`/`exit` only end the route, the request still
+    goes out. No local_route, or a request the route cannot parse: unchanged.
+    """
+    routes = getattr(rt, "routes", None)
+    if routes is None or not routes.has("local", None):
+        return data
+    try:
+        msg = parse_message(data)
+    except ParseError as e:
+        rt.log(L_ERR, f"tm: local_route: cannot parse our own request: {e}")
+        return data
+    ctx = MsgContext(rt, msg, rcv=sock)
+    routes.run("local", None, ctx)
+    if ctx.new_uri is not None and ctx.new_uri != msg.ruri_text:
+        msg.lumps.set_ruri(ctx.new_uri)
+    return msg.build() if msg.has_lumps else data
 
 
 def t_uac_cancel(rt: Any, callid: str, cseq: int | str) -> bool:

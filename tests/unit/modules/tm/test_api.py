@@ -230,3 +230,16 @@ def test_2xx_missed_by_the_receiver_is_reported_by_the_timer(tm: Any) -> None:
     clock.now += 1
     lu.check_ended()
     assert [(c, p) for _, c, p in SEEN] == [(202, "x")]
+
+
+def test_local_route_sees_and_changes_requests_tm_builds() -> None:
+    r, _st, _ = runner('local_route { if (is_method("OPTIONS")) append_hf("X-Local: $rm\\r\\n"); '
+                      'remove_hf("X-Secret"); }\n' + CFG, modules=("sl", "tm", "textops"))
+    api.t_uac(r.rt, "OPTIONS", "sip:peer@127.0.0.9:5099", HDRS + "X-Secret: 1\r\n")
+    _, _, data = r.sent[-1]
+    text = data.decode()
+    assert "\r\nX-Local: OPTIONS\r\n" in text and "X-Secret" not in text
+    msg = parse_message(data)  # still a well-formed request after the route
+    assert msg.method == "OPTIONS"
+    api.t_uac(r.rt, "MESSAGE", "sip:peer@127.0.0.9:5099", HDRS + "Content-Type: text/plain\r\n", "hi")
+    assert "X-Local" not in r.sent[-1][2].decode()

@@ -74,10 +74,11 @@ class ScriptRunner:
     # ------------------------------------------------------------ running
 
     def context(self, data: bytes | SipMsg, *, src: tuple[str, int] = ("127.0.0.2", 5070),
-                proto: str = "udp", rcv: SocketInfo | None = None) -> MsgContext:
+                proto: str = "udp", rcv: SocketInfo | None = None,
+                conn: int = 0) -> MsgContext:
         msg = parse_message(data) if isinstance(data, bytes) else data
         ctx = MsgContext(self.rt, msg, src_ip=src[0], src_port=src[1], proto=proto,
-                         rcv=rcv or self.transport.sockets[0])
+                         rcv=rcv or self.transport.sockets[0], conn=conn)
         ctx.msg_id = self.rt.next_msg_id()
         return ctx
 

@@ -136,6 +136,7 @@ class MsgContext:
         "bflags",
         "blacklists",
         "branches",
+        "conn",
         "dst_uri",
         "err",
         "flags",
@@ -173,6 +174,7 @@ class MsgContext:
         proto: str = "udp",
         rcv: Any = None,
         route_type: int = REQUEST_ROUTE,
+        conn: int = 0,
     ) -> None:
         self.rt = rt  # the per-process runtime (route table, $var, transports)
         self.msg = msg
@@ -181,6 +183,9 @@ class MsgContext:
         self.src_port = src_port
         self.proto = proto
         self.rcv = rcv  # the listening socket the message came in on
+        # the id of the TCP connection the message came in on (1.6
+        # rcv.proto_reserved1); 0 when it did not come over a stream
+        self.conn = conn or 0
         self.new_uri: str | None = None  # R-URI after rewrites, None = as received
         self.dst_uri: str | None = None  # $du
         self.path: str | None = None

@@ -31,6 +31,7 @@ from ..sip.lumps import SendInfo
 from ..sip.uri import parse_uri
 from .blacklist import is_blocked
 from .errors import E_BAD_ADDRESS, E_BAD_URI, E_FWD_FAILED, E_IP_BLOCKED, E_SEND
+from .relay import conn_id_param
 from .runtime import L_DBG, L_ERR, PROTO_IDS
 
 if TYPE_CHECKING:
@@ -281,7 +282,13 @@ def build_forwarded(ctx: MsgContext, sock: Any, proto: str, branch: str | None =
         host, port = _sent_by(ctx, sock)
         if branch is None:
             branch = make_branch(msg, 0, ctx.ruri)
-        add_via(msg, make_via(proto, host, port, branch, rport=ctx.local_rport))
+        # 1.6 build_req_buf_from_sip_req: a request received over TCP gets
+        # `;i=<connection id>` in our Via (before `;rport`), so a relayed
+        # reply can go back on that connection
+        params = f";i={conn_id_param(ctx.conn)}" if ctx.proto == "tcp" and ctx.conn else ""
+        if ctx.local_rport:
+            params += ";rport"
+        add_via(msg, make_via(proto, host, port, branch, params=params))
         if ctx.src_ip:
             add_received_lumps(msg, ctx.src_ip, ctx.src_port, ctx.force_rport,
                                _dns_same_host(ctx.rt))

@@ -88,12 +88,13 @@ class Receiver:
         try:
             msg = parse_message(data)
         except ParseError as e:
-            self._bad_message(data, e, ip, port, rcv)
+            self._bad_message(data, e, ip, port, rcv, conn)
             return
         except Exception as e:  # a parser bug must not take the worker down
             rt.log(L_ERR, f"receive: cannot parse message from {ip}:{port}: {e!r}")
             return
-        ctx = MsgContext(rt, msg, src_ip=ip, src_port=port, proto=proto, rcv=rcv)
+        ctx = MsgContext(rt, msg, src_ip=ip, src_port=port, proto=proto, rcv=rcv,
+                         conn=conn or 0)
         ctx.msg_id = rt.next_msg_id()
         try:
             if msg.is_request:
@@ -134,7 +135,7 @@ class Receiver:
     # ------------------------------------------------------------ bad input
 
     def _bad_message(self, data: bytes, e: ParseError, ip: str, port: int,
-                     rcv: SocketInfo) -> None:
+                     rcv: SocketInfo, conn: Any = None) -> None:
         rt = self.rt
         self.stat("bad_msg_hdr")
         rt.log(L_WARN, f"receive: bad message from {ip}:{port}: {e}")
@@ -149,7 +150,12 @@ class Receiver:
         proto_to = rcv.proto if rcv.proto != "udp" else dest.proto
         target = Destination(proto_to, ip, port if proto_to != "udp" else port_to)
         sock = rcv if rcv.proto == target.proto else rt.transport.choose_socket(target, None)
-        if sock is not None:
+        if sock is None:
+            return
+        if conn and target.proto == "tcp":
+            # 1.6 names the connection the request came in on
+            rt.transport.send(sock, target, reply, conn=conn)
+        else:
             rt.transport.send(sock, target, reply)
 
 

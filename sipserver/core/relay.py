@@ -4,6 +4,10 @@ A reply that no transaction claims goes to the sender named by its second
 Via: the `received` address if the previous hop set one, else the sent-by
 host; the `rport` value if filled in, else the sent-by port, else 5060
 (RFC 3261 18.2.2, RFC 3581). Our own Via, on top, is removed first.
+
+A request received over TCP leaves with `;i=<connection id>` in our Via
+(1.6 id_builder, the id in reversed hex digits); a reply relayed to a TCP
+hop goes back on that connection when it is still open.
 """
 
 from __future__ import annotations
@@ -18,7 +22,28 @@ from .runtime import DEFAULT_PORTS, L_DBG, L_ERR, Destination
 if TYPE_CHECKING:
     from .context import MsgContext
 
-__all__ = ["forward_reply", "reply_destination"]
+__all__ = ["conn_id_param", "forward_reply", "parse_conn_id", "reply_destination"]
+
+
+def conn_id_param(conn: int) -> str:
+    """The Via `i` value for a connection id: hex digits, lowest first (1.6 int2reverse_hex)."""
+    if conn <= 0:
+        return "0"
+    digits = []
+    while conn:
+        digits.append("0123456789abcdef"[conn & 0xF])
+        conn >>= 4
+    return "".join(digits)
+
+
+def parse_conn_id(text: str | None) -> int:
+    """The connection id of a Via `i` value (1.6 reverse_hex2int); 0 when absent or bad."""
+    if not text or len(text) > 16:
+        return 0
+    try:
+        return int(text[::-1], 16)
+    except ValueError:
+        return 0
 
 
 def reply_destination(via: object) -> Destination:
@@ -56,13 +81,22 @@ def forward_reply(ctx: MsgContext) -> int:
     if sock is None:
         rt.log(L_ERR, f"reply relay: no socket for {dest.proto}:{dest.ip}")
         return E_SEND
+    conn = 0
+    if dest.proto == "tcp":
+        # our Via's `i`: the connection the request came in on (1.6 forward_reply)
+        i = msg.via1.param("i")
+        conn = parse_conn_id(i.value if i is not None else None)
     remove_top_via(msg)
     if msg.status == 503 and not rt.config.get("disable_503_translation"):
         # 1.6 relays a 503 as 500 (the code only; RFC 3261 16.7 item 6)
         code_at = msg.text.index(" ") + 1
         msg.lumps.replace(code_at, code_at + 3, "500")
     data = msg.build()
-    if not transport.send(sock, dest, data):
+    if conn:
+        sent = transport.send(sock, dest, data, conn=conn)
+    else:
+        sent = transport.send(sock, dest, data)
+    if not sent:
         rt.log(L_ERR, f"reply relay: sending to {dest.proto}:{dest.ip}:{dest.port} failed")
         return E_SEND
     return 1

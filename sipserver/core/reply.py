@@ -317,7 +317,12 @@ def send_stateless_reply(
     if sock is None:
         ctx.rt.log(L_ERR, f"sl: no sending socket found for proto {dest.proto}")
         return -1
-    if not transport.send(sock, dest, data):
+    if ctx.conn and ctx.proto == "tcp" and dest.proto == "tcp":
+        # 1.6: the reply goes back on the connection the request came in on
+        sent = transport.send(sock, dest, data, conn=ctx.conn)
+    else:
+        sent = transport.send(sock, dest, data)
+    if not sent:
         ctx.rt.log(L_ERR, f"sl: sending the reply to {dest.ip}:{dest.port} failed")
         return -1
     _sl_deadline = time.monotonic() + SL_RPL_WAIT_TIME

@@ -85,8 +85,14 @@ class Transport(Protocol):
         """The local socket to send to `dest` from (the forced one if usable)."""
         ...
 
-    def send(self, sock: SocketInfo, dest: Destination, data: bytes) -> bool:
-        """Send one message; False when sending failed."""
+    def send(self, sock: SocketInfo, dest: Destination, data: bytes,
+             conn: int | None = None) -> bool:
+        """Send one message; False when sending failed.
+
+        `conn` (TCP only) names the connection to send on (1.6's connection
+        id): the one a request came in on, when still open; otherwise the
+        connection is found, or opened, by the destination address.
+        """
         ...
 
 
@@ -278,6 +284,7 @@ class RecordingTransport:
 
     sockets: list[SocketInfo] = field(default_factory=lambda: [SocketInfo("udp", "127.0.0.1", 5060)])
     sent: list[tuple[SocketInfo, Destination, bytes]] = field(default_factory=list)
+    conns: list[int | None] = field(default_factory=list)  # the conn of each `sent` entry
     fail: bool = False
     resolver: Any = None  # a core.dns.SipResolver when a test wants real DNS
 
@@ -296,8 +303,10 @@ class RecordingTransport:
                 return s
         return self.sockets[0] if self.sockets else None
 
-    def send(self, sock: SocketInfo, dest: Destination, data: bytes) -> bool:
+    def send(self, sock: SocketInfo, dest: Destination, data: bytes,
+             conn: int | None = None) -> bool:
         if self.fail:
             return False
         self.sent.append((sock, dest, data))
+        self.conns.append(conn)
         return True

@@ -65,7 +65,7 @@ def bind_tcp(info: SocketInfo, config: dict[str, Any] | None = None) -> socket.s
 
 
 class StreamSender:
-    """`stream_sender(sock, dest, data) -> bool`, usable in every process.
+    """`stream_sender(sock, dest, data[, conn]) -> bool`, usable in every process.
 
     Each process connects to TCP main's control socket the first time it
     sends (a fork gets its own connection), sends the request and waits for
@@ -84,8 +84,9 @@ class StreamSender:
         self._pid = 0
         self._seq = 0
 
-    def __call__(self, sock: SocketInfo, dest: Destination, data: bytes) -> bool:
-        return self.send(sock, dest, data)
+    def __call__(self, sock: SocketInfo, dest: Destination, data: bytes,
+                 conn: int | None = None) -> bool:
+        return self.send(sock, dest, data, conn or 0)
 
     def send(self, sock: SocketInfo | None, dest: Destination, data: bytes,
              conn_id: int = 0) -> bool:

@@ -17,12 +17,12 @@ class NetTransport:
 
     `resolver`, when given, has `resolve(host, port, proto, is_sips) ->
     list[Destination]` (RFC 3263, core/dns.py); without one, names go
-    through getaddrinfo. `stream_sender(sock, dest, data) -> bool` sends
-    over TCP (the TCP layer fills it in).
+    through getaddrinfo. `stream_sender(sock, dest, data[, conn]) -> bool`
+    sends over TCP (the TCP layer fills it in); `conn` is a connection id.
     """
 
     def __init__(self, sockets: list[SocketInfo], resolver: Any = None,
-                 stream_sender: Callable[[SocketInfo, Destination, bytes], bool] | None = None,
+                 stream_sender: Callable[..., bool] | None = None,
                  try_ipv6: bool = False) -> None:
         self.sockets = sockets
         self.resolver = resolver
@@ -79,7 +79,8 @@ class NetTransport:
 
     # ------------------------------------------------------------ send
 
-    def send(self, sock: SocketInfo, dest: Destination, data: bytes) -> bool:
+    def send(self, sock: SocketInfo, dest: Destination, data: bytes,
+             conn: int | None = None) -> bool:
         if dest.proto == "udp":
             try:
                 sock.handle.sendto(data, (dest.ip, dest.port))
@@ -87,6 +88,8 @@ class NetTransport:
                 return False
             return True
         if self.stream_sender is not None:
+            if conn:
+                return self.stream_sender(sock, dest, data, conn)
             return self.stream_sender(sock, dest, data)
         return False
 

@@ -225,3 +225,105 @@ def test_stateless_relay_translates_503(disable: int, code: bytes) -> None:
     (text,) = r.sent_text
     assert text.startswith("SIP/2.0 " + code.decode() + " Service Unavailable\r\n")
     assert "branch=z9hG4bKabc.0" not in text
+
+
+# ---------------------------------------------------------------- TCP connection id
+
+TCP_INVITE = INVITE.replace(b"SIP/2.0/UDP 10.0.0.1:5060", b"SIP/2.0/TCP 10.0.0.1:5060")
+TCP_LISTEN = "listen=udp:127.0.0.1:5060\nlisten=tcp:127.0.0.1:5060\n"
+
+
+def _tcp_rcv(r: ScriptRunner):
+    return next(s for s in r.transport.sockets if s.proto == "tcp")
+
+
+def test_stateless_reply_names_the_connection_the_request_came_in_on() -> None:
+    r = ScriptRunner(TCP_LISTEN + 'route { sl_send_reply("404", "Not Found"); }', modules=["sl"])
+    ctx = r.request(TCP_INVITE, src=("10.0.0.1", 40000), proto="tcp", rcv=_tcp_rcv(r), conn=0x1234)
+    assert ctx.conn == 0x1234
+    (_sock, dest, data), = r.sent
+    # to the Via's sent-by (no rport): the connection id finds the connection
+    assert (dest.proto, dest.ip, dest.port) == ("tcp", "10.0.0.1", 5060)
+    assert data.startswith(b"SIP/2.0 404 Not Found\r\n")
+    assert r.transport.conns == [0x1234]
+
+
+def test_stateless_reply_over_udp_names_no_connection() -> None:
+    r = ScriptRunner(TCP_LISTEN + 'route { sl_send_reply("404", "Not Found"); }', modules=["sl"])
+    ctx = r.request(INVITE, src=("10.0.0.1", 5060))
+    assert ctx.conn == 0
+    assert len(r.sent) == 1 and r.transport.conns == [None]
+
+
+def test_request_received_over_tcp_gets_i_in_our_via() -> None:
+    r = ScriptRunner(TCP_LISTEN + 'route { force_local_rport(); $du = "sip:192.0.2.9:5080"; forward(); }')
+    r.request(TCP_INVITE, src=("10.0.0.1", 40000), proto="tcp", rcv=_tcp_rcv(r), conn=0x1234)
+    (_sock, dest, data), = r.sent
+    assert dest.proto == "udp"
+    top = data.decode().split("\r\n")[1]
+    # 1.6 id_builder: the id in hex, lowest digit first; before ;rport
+    assert top.startswith("Via: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK")
+    assert top.endswith(";i=4321;rport")
+    assert r.transport.conns == [None]  # a new request names no connection
+
+
+def test_request_received_over_udp_gets_no_i() -> None:
+    r = ScriptRunner(TCP_LISTEN + 'route { $du = "sip:192.0.2.9:5080;transport=tcp"; forward(); }')
+    r.request(INVITE, src=("10.0.0.1", 5060))
+    (_sock, dest, data), = r.sent
+    assert dest.proto == "tcp"
+    top = data.decode().split("\r\n")[1]
+    assert top.startswith("Via: SIP/2.0/TCP 127.0.0.1;branch=z9hG4bK") and ";i=" not in top
+
+
+RELAYED_200 = (
+    b"SIP/2.0 200 OK\r\n"
+    b"Via: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKabc;i=4321\r\n"
+    b"Via: SIP/2.0/TCP 10.0.0.1:5060;received=10.0.0.1;rport=40000;branch=z9hG4bK776asdhds\r\n"
+    b"To: Alice <sip:alice@example.com>;tag=xyz\r\n"
+    b"From: Bob <sip:bob@example.org>;tag=1928301774\r\n"
+    b"Call-ID: a84b4c76e66710\r\n"
+    b"CSeq: 314159 INVITE\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
+
+
+def test_relayed_reply_goes_back_on_the_connection_named_in_our_via() -> None:
+    from sipserver.core.relay import forward_reply
+    r = ScriptRunner(TCP_LISTEN + "route { exit; }")
+    ctx = r.context(RELAYED_200, src=("192.0.2.9", 5080))
+    assert forward_reply(ctx) == 1
+    (_sock, dest, data), = r.sent
+    assert (dest.proto, dest.ip, dest.port) == ("tcp", "10.0.0.1", 40000)
+    assert b"i=4321" not in data  # our Via is gone
+    assert r.transport.conns == [0x1234]
+
+
+def test_relayed_reply_to_udp_ignores_i() -> None:
+    from sipserver.core.relay import forward_reply
+    r = ScriptRunner(TCP_LISTEN + "route { exit; }")
+    ctx = r.context(RELAYED_200.replace(b"SIP/2.0/TCP 10.0.0.1", b"SIP/2.0/UDP 10.0.0.1"),
+                    src=("192.0.2.9", 5080))
+    assert forward_reply(ctx) == 1
+    assert r.transport.conns == [None]
+
+
+def test_receiver_keeps_the_connection_id() -> None:
+    from sipserver.core.receive import Receiver
+    from sipserver.core.runtime import Destination
+    r = ScriptRunner(TCP_LISTEN + 'route { sl_send_reply("404", "Not Found"); }', modules=["sl"])
+    Receiver(r.rt).handle(TCP_INVITE, "10.0.0.1", 40000, _tcp_rcv(r), proto="tcp", conn=7)
+    assert len(r.sent) == 1 and r.transport.conns == [7]
+    # a message that does not parse is answered on its connection too
+    bad = TCP_INVITE.replace(b"CSeq: 314159 INVITE\r\n", b"CSeq: x INVITE\r\n")
+    Receiver(r.rt).handle(bad, "10.0.0.1", 40000, _tcp_rcv(r), proto="tcp", conn=9)
+    assert len(r.sent) == 2 and r.sent[1][2].startswith(b"SIP/2.0 400 ")
+    assert r.sent[1][1] == Destination("tcp", "10.0.0.1", 40000) and r.transport.conns[1] == 9
+
+
+def test_conn_id_param_round_trips() -> None:
+    from sipserver.core.relay import conn_id_param, parse_conn_id
+    assert conn_id_param(0x1234) == "4321" and conn_id_param(0) == "0"
+    for n in (1, 15, 16, 255, 2**31 - 1):
+        assert parse_conn_id(conn_id_param(n)) == n
+    assert parse_conn_id(None) == 0 and parse_conn_id("xyz") == 0

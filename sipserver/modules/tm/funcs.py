@@ -156,7 +156,7 @@ def _newtran_locked(st: TmState, ctx: MsgContext, tid: str) -> tuple[int, Txn | 
     # the connection's address reaches it from any process, the timer's too
     port = dest.port if dest.proto == "udp" else ctx.src_port
     rcv = ctx.rcv.name if ctx.rcv is not None else ""
-    t = Txn(tid, method, msg.buf, (ctx.src_ip, ctx.src_port, ctx.proto), rcv,
+    t = Txn(tid, method, msg.buf, (ctx.src_ip, ctx.src_port, ctx.proto, ctx.conn or 0), rcv,
             (dest.proto, dest.ip, port), now)
     t.ruri = ctx.ruri
     t.msg_flags = ctx.flags

@@ -140,7 +140,8 @@ class Txn:
     )
 
     def __init__(self, tid: str = "", method: str = "", request: bytes = b"",
-                 src: tuple[str, int, str] = ("", 0, "udp"), rcv: str = "",
+                 src: tuple[str, int, str] | tuple[str, int, str, int] = ("", 0, "udp"),
+                 rcv: str = "",
                  reply_dst: tuple[str, str, int] = ("udp", "", 0), created: float = 0.0) -> None:
         self.tid = tid
         self.method = method

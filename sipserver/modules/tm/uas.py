@@ -106,7 +106,10 @@ def send_upstream(st: TmState, t: Txn, data: bytes) -> bool:
     if sock is None:
         rt.log(L_ERR, f"tm: no socket to send a reply to {dest.proto}:{dest.ip}")
         return False
-    if not transport.send(sock, dest, data):
+    # a request that came over TCP: its connection, by the id the worker saw (1.6)
+    conn = t.src[3] if len(t.src) > 3 and dest.proto != "udp" else 0
+    sent = transport.send(sock, dest, data, conn=conn) if conn else transport.send(sock, dest, data)
+    if not sent:
         rt.log(L_ERR, f"tm: sending a reply to {dest.ip}:{dest.port} failed")
         return False
     return True

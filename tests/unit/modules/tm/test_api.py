@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from sipserver.core.runtime import SocketInfo
 from sipserver.mi.tree import MINodeArg
 from sipserver.modules.tm import api, mi
 from sipserver.modules.tm.timer import run_timers
@@ -243,3 +244,12 @@ def test_local_route_sees_and_changes_requests_tm_builds() -> None:
     assert msg.method == "OPTIONS"
     api.t_uac(r.rt, "MESSAGE", "sip:peer@127.0.0.9:5099", HDRS + "Content-Type: text/plain\r\n", "hi")
     assert "X-Local" not in r.sent[-1][2].decode()
+
+
+def test_tm_replies_use_the_request_connection_id() -> None:
+    r, _st, _ = runner('route { t_reply("404", "Nobody"); }\n')
+    tcp = SocketInfo("tcp", "127.0.0.1", 5060)
+    r.request(invite(), src=("127.0.0.2", 5070), proto="tcp", rcv=tcp, conn=77)
+    _, dest, data = r.sent[-1]
+    assert data.startswith(b"SIP/2.0 404 Nobody\r\n") and dest.proto == "tcp"
+    assert r.transport.conns[-1] == 77

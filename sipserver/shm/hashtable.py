@@ -80,19 +80,10 @@ class SharedHash:
         h = self._hash(key)
         b = h % self._nb
         s = b % self._nl
-        kl = len(key)
-        buf = self._buf
         self._acq[s]()
         try:
-            p = _q_unpack(buf, self._heads + 8 * b)[0]
-            while p:
-                nx, eh, ekl, evl = _e_unpack(buf, p)
-                if eh == h and ekl == kl:
-                    k = p + _ESIZE
-                    if buf[k:k + kl] == key:
-                        return buf[k + kl:k + kl + evl]
-                p = nx
-            return default
+            _link, p, _nx, value = self._find(b, h, key)
+            return value if p else default
         finally:
             self._rel[s]()
 
@@ -118,21 +109,9 @@ class SharedHash:
         h = self._hash(key)
         b = h % self._nb
         s = b % self._nl
-        kl = len(key)
-        buf = self._buf
         self._acq[s]()
         try:
-            link = self._heads + 8 * b
-            p = _q_unpack(buf, link)[0]
-            nx = 0
-            while p:
-                nx, eh, ekl, _evl = _e_unpack(buf, p)
-                if eh == h and ekl == kl:
-                    k = p + _ESIZE
-                    if buf[k:k + kl] == key:
-                        break
-                link = p
-                p = nx
+            link, p, nx, _ = self._find(b, h, key, value=False)
             self._store(s, b, link, p, nx, h, key, value, reserve)
         finally:
             self._rel[s]()
@@ -149,23 +128,9 @@ class SharedHash:
         h = self._hash(key)
         b = h % self._nb
         s = b % self._nl
-        kl = len(key)
-        buf = self._buf
         self._acq[s]()
         try:
-            link = self._heads + 8 * b
-            p = _q_unpack(buf, link)[0]
-            nx = 0
-            old = None
-            while p:
-                nx, eh, ekl, evl = _e_unpack(buf, p)
-                if eh == h and ekl == kl:
-                    k = p + _ESIZE
-                    if buf[k:k + kl] == key:
-                        old = buf[k + kl:k + kl + evl]
-                        break
-                link = p
-                p = nx
+            link, p, nx, old = self._find(b, h, key)
             new = fn(old)
             if new is None:
                 if p:
@@ -181,23 +146,13 @@ class SharedHash:
         h = self._hash(key)
         b = h % self._nb
         s = b % self._nl
-        kl = len(key)
-        buf = self._buf
         self._acq[s]()
         try:
-            link = self._heads + 8 * b
-            p = _q_unpack(buf, link)[0]
-            while p:
-                nx, eh, ekl, evl = _e_unpack(buf, p)
-                if eh == h and ekl == kl:
-                    k = p + _ESIZE
-                    if buf[k:k + kl] == key:
-                        value = buf[k + kl:k + kl + evl]
-                        self._unlink(s, link, p, nx)
-                        return value
-                link = p
-                p = nx
-            return default
+            link, p, nx, value = self._find(b, h, key)
+            if not p:
+                return default
+            self._unlink(s, link, p, nx)
+            return value
         finally:
             self._rel[s]()
 
@@ -281,6 +236,28 @@ class SharedHash:
             except ShmOutOfMemory:
                 pass
         return self.seg.alloc(need)
+
+    def _find(self, b: int, h: int, key: bytes,
+              value: bool = True) -> tuple[int, int, int, bytes | None]:
+        """Walk bucket ``b`` (its stripe lock held) for ``key``.
+
+        Returns (address of the pointer to the entry, entry (0: none), the
+        entry's next, its value (None: none, or not asked for)) — what get,
+        put, update and pop each need.
+        """
+        buf = self._buf
+        kl = len(key)
+        link = self._heads + 8 * b
+        p = _q_unpack(buf, link)[0]
+        while p:
+            nx, eh, ekl, evl = _e_unpack(buf, p)
+            if eh == h and ekl == kl:
+                k = p + _ESIZE
+                if buf[k:k + kl] == key:
+                    return link, p, nx, buf[k + kl:k + kl + evl] if value else None
+            link = p
+            p = nx
+        return link, 0, 0, None
 
     def _store(self, s: int, b: int, link: int, p: int, nx: int, h: int,
                key: bytes, value: bytes, reserve: int = 0) -> None:

@@ -261,50 +261,28 @@ def _c_xdbg(call: ast.Call, env: CompileEnv) -> Action:
 # ---------------------------------------------------------------- flags
 
 
-def _c_msgflag(op: str) -> ActionCompiler:
+def _c_ctxflag(attr: str, op: str) -> ActionCompiler:
+    """Message flags (`ctx.flags`) and script flags (`ctx.sflags`) alike."""
+
     def compile_flag(call: ast.Call, env: CompileEnv) -> Action:
         mask = 1 << _flag(call, call.args[0])
         if op == "set":
             def setflag(ctx: MsgContext) -> int:
-                ctx.flags |= mask
+                setattr(ctx, attr, getattr(ctx, attr) | mask)
                 return 1
 
             return setflag
         if op == "reset":
             def resetflag(ctx: MsgContext) -> int:
-                ctx.flags &= ~mask
+                setattr(ctx, attr, getattr(ctx, attr) & ~mask)
                 return 1
 
             return resetflag
 
         def isflagset(ctx: MsgContext) -> int:
-            return 1 if ctx.flags & mask else -1
+            return 1 if getattr(ctx, attr) & mask else -1
 
         return isflagset
-
-    return compile_flag
-
-
-def _c_scriptflag(op: str) -> ActionCompiler:
-    def compile_flag(call: ast.Call, env: CompileEnv) -> Action:
-        mask = 1 << _flag(call, call.args[0])
-        if op == "set":
-            def setsflag(ctx: MsgContext) -> int:
-                ctx.sflags |= mask
-                return 1
-
-            return setsflag
-        if op == "reset":
-            def resetsflag(ctx: MsgContext) -> int:
-                ctx.sflags &= ~mask
-                return 1
-
-            return resetsflag
-
-        def issflagset(ctx: MsgContext) -> int:
-            return 1 if ctx.sflags & mask else -1
-
-        return issflagset
 
     return compile_flag
 
@@ -343,8 +321,8 @@ def _c_branchflag(op: str) -> ActionCompiler:
 for _op, _names in (("set", ("setflag", "setsflag", "setbflag")),
                     ("reset", ("resetflag", "resetsflag", "resetbflag")),
                     ("is", ("isflagset", "issflagset", "isbflagset"))):
-    CORE_ACTIONS[_names[0]] = _c_msgflag(_op)
-    CORE_ACTIONS[_names[1]] = _c_scriptflag(_op)
+    CORE_ACTIONS[_names[0]] = _c_ctxflag("flags", _op)
+    CORE_ACTIONS[_names[1]] = _c_ctxflag("sflags", _op)
     CORE_ACTIONS[_names[2]] = _c_branchflag(_op)
 
 

@@ -270,20 +270,7 @@ class Compiler:
 
             return run_checked
 
-        if len(items) == 1:
-            fn0, plain0 = items[0]
-
-            def run_one(ctx: MsgContext) -> int:
-                ret = fn0(ctx)
-                if plain0:
-                    ctx.rc = ret
-                if ret == 0:
-                    ctx.stop = ctx.stop or RUN_EXIT
-                    raise ScriptExit
-                return ret
-
-            return run_one
-
+        # without an error_route the per-action error check is left out entirely
         def run(ctx: MsgContext) -> int:
             ret = 1
             for fn, plain in items:

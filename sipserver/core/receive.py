@@ -26,6 +26,10 @@ _COPY = {"via": "Via", "v": "Via", "from": "From", "f": "From", "to": "To", "t":
          "call-id": "Call-ID", "i": "Call-ID", "cseq": "CSeq"}
 
 
+_BAD_REQUEST_REASONS = {400: "Bad Request", 505: "Version Not Supported",
+                        513: "Message Too Large"}
+
+
 def bad_request_reply(data: bytes, error: ParseError) -> tuple[bytes, Any] | None:
     """A reply for a request that does not parse, and the Via to send it by.
 
@@ -56,13 +60,8 @@ def bad_request_reply(data: bytes, error: ParseError) -> tuple[bytes, Any] | Non
         copied.append(f"{canon}: {value}")
     if top_via is None or not any(c.startswith("CSeq:") for c in copied):
         return None
-    reason = str(error) if error.status != 400 else "Bad Request"
-    code = error.status if error.status in (400, 505, 513) else 400
-    if code == 513:
-        reason = "Message Too Large"
-    elif code == 505:
-        reason = "Version Not Supported"
-    out = f"SIP/2.0 {code} {reason}\r\n" + "".join(c + "\r\n" for c in copied)
+    code = error.status if error.status in _BAD_REQUEST_REASONS else 400
+    out = f"SIP/2.0 {code} {_BAD_REQUEST_REASONS[code]}\r\n" + "".join(c + "\r\n" for c in copied)
     out += "Content-Length: 0\r\n\r\n"
     return out.encode("latin-1"), top_via
 

@@ -1,0 +1,213 @@
+"""The generic DB API every DB-backed module uses (1.6 `db_func_t`).
+
+A module takes a `db_url` parameter and never knows which backend serves
+it: `db_bind(registry, url)` finds the driver module the URL's scheme
+names (`mysql://` -> `db_mysql`, which the script must load, as in 1.6)
+and returns a `DbBinding`; each process then opens its own connection
+with `binding.connect()` in child_init (connections are never shared
+across a fork).
+
+Values cross the API as Python values: None (NULL), int, float, str,
+bytes (BLOB) and `datetime.datetime` (DATETIME, naive local time as 1.6
+stores it). Statements are always parameterised or escaped by the driver;
+a caller never builds SQL from values (raw_query takes `params`).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .url import DbUrl, DbUrlError, parse_db_url
+
+__all__ = [
+    "CAP_ALL",
+    "CAP_DELETE",
+    "CAP_INSERT",
+    "CAP_INSERT_UPDATE",
+    "CAP_LAST_INSERTED_ID",
+    "CAP_QUERY",
+    "CAP_RAW_QUERY",
+    "CAP_REPLACE",
+    "CAP_UPDATE",
+    "OPS",
+    "DbBinding",
+    "DbConnection",
+    "DbDriver",
+    "DbError",
+    "DbGoneError",
+    "DbResult",
+    "DbUrl",
+    "DbUrlError",
+    "DbValue",
+    "check_table_version",
+    "db_bind",
+    "parse_db_url",
+    "table_version",
+]
+
+DbValue = None | int | float | str | bytes | datetime.datetime
+
+# Comparison operators a query/update/delete key may use (1.6 db_op.h).
+OPS = frozenset({"=", "<", ">", "<=", ">=", "!=", "<>"})
+
+# What a backend can do (1.6 db_cap.h): a module checks before it relies
+# on an operation, e.g. usrloc needs CAP_UPDATE for db_mode 1/2.
+CAP_QUERY = 1 << 0
+CAP_RAW_QUERY = 1 << 1
+CAP_INSERT = 1 << 2
+CAP_DELETE = 1 << 3
+CAP_UPDATE = 1 << 4
+CAP_REPLACE = 1 << 5
+CAP_LAST_INSERTED_ID = 1 << 6
+CAP_INSERT_UPDATE = 1 << 7
+CAP_ALL = (1 << 8) - 1
+
+
+class DbError(Exception):
+    """A statement failed (bad table, constraint, unsupported operation...)."""
+
+
+class DbGoneError(DbError):
+    """The server cannot be reached, even after the driver reconnected.
+
+    Drivers reconnect on a lost connection and retry the statement once
+    (1.6 db_mysql); only when that fails too does this reach the module,
+    which logs it and answers the request with an error, never crashes.
+    """
+
+
+@dataclass(slots=True)
+class DbResult:
+    """The rows of a query: `columns` names, `rows` tuples in that order."""
+
+    columns: tuple[str, ...] = ()
+    rows: list[tuple[DbValue, ...]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def dicts(self) -> list[dict[str, DbValue]]:
+        """The rows as column-name dictionaries (for code off the hot path)."""
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+class DbConnection:
+    """One process's connection to one database (1.6 db_con_t + db_func_t).
+
+    `keys`/`ops`/`values` select rows: key[i] ops[i] values[i], ANDed;
+    `ops=None` means all "="; a value None compared with "=" matches NULL
+    (`IS NULL`). `columns=None` means every column (`*`), `order` is one
+    column name to sort by (ascending). Every method raises DbError, or
+    DbGoneError when the server is unreachable after a reconnect.
+    """
+
+    caps: int = CAP_ALL
+
+    def query(self, table: str, keys: Sequence[str] = (), ops: Sequence[str] | None = None,
+              values: Sequence[DbValue] = (), columns: Sequence[str] | None = None,
+              order: str | None = None) -> DbResult:
+        raise NotImplementedError
+
+    def insert(self, table: str, keys: Sequence[str], values: Sequence[DbValue]) -> None:
+        raise NotImplementedError
+
+    def update(self, table: str, keys: Sequence[str], ops: Sequence[str] | None,
+               values: Sequence[DbValue], ukeys: Sequence[str],
+               uvalues: Sequence[DbValue]) -> int:
+        """Set ukeys=uvalues on the selected rows; returns how many changed."""
+        raise NotImplementedError
+
+    def delete(self, table: str, keys: Sequence[str] = (), ops: Sequence[str] | None = None,
+               values: Sequence[DbValue] = ()) -> int:
+        """Delete the selected rows (all rows without keys); returns how many."""
+        raise NotImplementedError
+
+    def replace(self, table: str, keys: Sequence[str], values: Sequence[DbValue]) -> None:
+        """Insert, or overwrite the row with the same unique key (MySQL REPLACE)."""
+        raise NotImplementedError
+
+    def insert_update(self, table: str, keys: Sequence[str], values: Sequence[DbValue]) -> None:
+        """Insert, or update the other columns on a unique-key clash."""
+        raise NotImplementedError
+
+    def raw_query(self, sql: str, params: Sequence[DbValue] = ()) -> DbResult | None:
+        """Run backend SQL with `?`-style placeholders filled from params
+        (drivers translate the placeholder); returns rows for a SELECT."""
+        raise NotImplementedError
+
+    def last_inserted_id(self) -> int:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the connection; safe to call twice."""
+
+
+@dataclass(slots=True)
+class DbBinding:
+    """A URL bound to its driver (1.6 db_bind_mod): connect per process."""
+
+    url: DbUrl
+    driver: str  # the driver module's name (db_mysql, ...)
+    caps: int
+    opener: Callable[[DbUrl], DbConnection]
+
+    def connect(self) -> DbConnection:
+        return self.opener(self.url)
+
+
+# URL scheme -> driver module name, as 1.6 derives "db_" + scheme.
+_SCHEME_ALIASES = {"postgresql": "postgres", "sqlite3": "sqlite"}
+
+
+def db_bind(registry: Any, url: str) -> DbBinding:
+    """Bind `url` to the loaded driver module for its scheme.
+
+    The driver module keeps its `DbDriver` in `LoadedModule.state` (set at
+    import, so binding works before its mod_init). Raises DbUrlError for
+    a malformed URL or a driver module the script did not load.
+    """
+    parsed = parse_db_url(url)
+    scheme = _SCHEME_ALIASES.get(parsed.scheme, parsed.scheme)
+    name = "db_" + scheme
+    mod = registry.modules.get(name) if registry is not None else None
+    if mod is None or mod.state is None:
+        raise DbUrlError(f'db_url "{parsed.redacted()}": module {name} is not loaded '
+                         f'(add loadmodule "{name}.so")')
+    driver = mod.state
+    return DbBinding(parsed, name, driver.caps, lambda u: driver.open(u, mod))
+
+
+@dataclass(slots=True)
+class DbDriver:
+    """What a driver module keeps in its state: its capabilities and opener.
+
+    `open(url, module)` returns a new DbConnection (the module gives the
+    driver its modparams, e.g. db_mysql's timeout_interval).
+    """
+
+    caps: int
+    open: Callable[[DbUrl, Any], DbConnection]
+
+
+def table_version(con: DbConnection, table: str) -> int | None:
+    """The `version` table's entry for `table`, or None when it has none."""
+    res = con.query("version", ("table_name",), None, (table,), ("table_version",))
+    if not res.rows:
+        return None
+    value = res.rows[0][0]
+    return int(value) if value is not None else None
+
+
+def check_table_version(con: DbConnection, table: str, expected: int) -> None:
+    """Fail start-up like 1.6 when a table's version is not the one we speak."""
+    found = table_version(con, table)
+    if found != expected:
+        raise DbError(f"invalid table version for {table} (found {found}, "
+                      f"expected {expected}): create or migrate it with "
+                      "`sipctl db create` / `sipctl db migrate`")

@@ -162,6 +162,9 @@ class ModuleExports:
     stats: Sequence[StatExport] = ()
     procs: Sequence[ProcExport] = ()
     deps: Sequence[str] = ()
+    # what other modules bind to (1.6 exports db_bind_api, load_tm... as
+    # functions): a DB driver's DbDriver, read by db.api.db_bind
+    api: Any = None
     # mod_init(module) runs in the master after the script is compiled;
     # child_init(module, rank) in every child after the fork; destroy at exit.
     mod_init: Callable[[LoadedModule], None] | None = None

@@ -168,24 +168,25 @@ _SCHEME_ALIASES = {"postgresql": "postgres", "sqlite3": "sqlite"}
 def db_bind(registry: Any, url: str) -> DbBinding:
     """Bind `url` to the loaded driver module for its scheme.
 
-    The driver module keeps its `DbDriver` in `LoadedModule.state` (set at
-    import, so binding works before its mod_init). Raises DbUrlError for
-    a malformed URL or a driver module the script did not load.
+    The driver module exports its `DbDriver` as `ModuleExports.api`, so
+    binding works in any module's mod_init whatever the load order.
+    Raises DbUrlError for a malformed URL or a driver module the script
+    did not load.
     """
     parsed = parse_db_url(url)
     scheme = _SCHEME_ALIASES.get(parsed.scheme, parsed.scheme)
     name = "db_" + scheme
     mod = registry.modules.get(name) if registry is not None else None
-    if mod is None or mod.state is None:
+    if mod is None or not isinstance(mod.exports.api, DbDriver):
         raise DbUrlError(f'db_url "{parsed.redacted()}": module {name} is not loaded '
                          f'(add loadmodule "{name}.so")')
-    driver = mod.state
+    driver = mod.exports.api
     return DbBinding(parsed, name, driver.caps, lambda u: driver.open(u, mod))
 
 
 @dataclass(slots=True)
 class DbDriver:
-    """What a driver module keeps in its state: its capabilities and opener.
+    """What a driver module exports as `api`: its capabilities and opener.
 
     `open(url, module)` returns a new DbConnection (the module gives the
     driver its modparams, e.g. db_mysql's timeout_interval).

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from .errors import ParseError
+from .uri import parse_uri
 
 # RFC 3261 §7.3.3 and later RFCs' compact forms -> canonical lower-case names.
 COMPACT_FORMS: dict[str, str] = {
@@ -248,8 +249,6 @@ class NameAddr:
     @property
     def uri(self):  # -> Uri
         if self._uri is None:
-            from .uri import parse_uri
-
             self._uri = parse_uri(self.uri_text)
         return self._uri
 

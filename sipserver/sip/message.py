@@ -14,7 +14,7 @@ round trip, and `build()` can splice lumps into the original by offset.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .digest import Challenge, Credentials, parse_challenge, parse_credentials
 from .errors import ParseError
@@ -37,10 +37,8 @@ from .headers import (
     parse_uint,
     parse_via,
 )
+from .lumps import Lumps
 from .uri import Uri, parse_uri
-
-if TYPE_CHECKING:
-    from .lumps import Lumps
 
 SIP_VERSION = "SIP/2.0"
 # A datagram bigger than this is refused before any parsing (BUF_SIZE in 1.6).
@@ -276,8 +274,6 @@ class SipMsg:
     def lumps(self) -> Lumps:
         """The pending changes to this message (created on first use)."""
         if self._lumps is None:
-            from .lumps import Lumps
-
             self._lumps = Lumps(self)
         return self._lumps
 

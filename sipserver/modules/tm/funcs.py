@@ -122,12 +122,17 @@ def inerr2scripterr(err: int) -> int:
 # ---------------------------------------------------------------- core ops
 
 
-def _newtran_locked(st: TmState, ctx: MsgContext, tid: str) -> tuple[int, Txn | None]:
+def _newtran_locked(st: TmState, ctx: MsgContext, tid: str,
+                    store: bool = True) -> tuple[int, Txn | None]:
     """1.6 t_newtran with the lock of `tid` held.
 
     (1, txn) new transaction; (1, None) an ACK with no transaction to
     absorb it (or an end-to-end ACK): forward it statelessly; (0, None) a
     retransmission (the last reply re-sent) or an absorbed hop-by-hop ACK.
+    With `store=False` the new record is not written yet: the caller, who
+    keeps the lock until it calls `st.insert`, saves one shared-memory
+    write (any other process looks a transaction up under its lock, so it
+    cannot miss it meanwhile).
     """
     msg = ctx.msg
     method = msg.method.upper()
@@ -151,13 +156,14 @@ def _newtran_locked(st: TmState, ctx: MsgContext, tid: str) -> tuple[int, Txn | 
     if method == "ACK":
         callbacks.e2e_ack(st, ctx, None)
         return 1, None
+    # core/replydest.py; over a stream the reply takes the request's connection by
+    # its id (t.src[3], uas.py) and `dest` is where a new one goes if it closed
     dest = reply_destination(ctx)
-    # over a stream 1.6 answers on the request's connection (its id is kept):
-    # the connection's address reaches it from any process, the timer's too
-    port = dest.port if dest.proto == "udp" else ctx.src_port
+    if dest is None:  # no Via (logged)
+        return E_BAD_REQ, None
     rcv = ctx.rcv.name if ctx.rcv is not None else ""
     t = Txn(tid, method, msg.buf, (ctx.src_ip, ctx.src_port, ctx.proto, ctx.conn or 0), rcv,
-            (dest.proto, dest.ip, port), now)
+            (dest.proto, dest.ip, dest.port), now)
     t.ruri = ctx.ruri
     t.msg_flags = ctx.flags
     t._req_msg = msg  # this process already has it parsed (100 Trying, replies)
@@ -168,7 +174,7 @@ def _newtran_locked(st: TmState, ctx: MsgContext, tid: str) -> tuple[int, Txn | 
     t.on_failure, t.on_reply, t.on_branch = pend["failure"], pend["reply"], pend["branch"]
     ctx.transaction = t
     callbacks.on_new_transaction(st, t, ctx)
-    if not st.insert(t):
+    if store and not st.insert(t):
         ctx.transaction = None
         return E_OUT_OF_MEM, None
     st.stat("UAS_transactions")
@@ -295,10 +301,9 @@ def t_relay_impl(ctx: MsgContext, dest: Any = None, flags: int = 0) -> int:
         tid = _request_tid(st, msg)
     except (ParseError, KeyError, IndexError, AttributeError):
         return -2
-    cancel_done = False
     st.lock(tid)
     try:
-        ret, t = _newtran_locked(st, ctx, tid)
+        ret, t = _newtran_locked(st, ctx, tid, store=False)
         if ret < 0:
             return inerr2scripterr(ret)
         if ret == 0:
@@ -306,6 +311,22 @@ def t_relay_impl(ctx: MsgContext, dest: Any = None, flags: int = 0) -> int:
         if t is None:  # an ACK nobody absorbs: stateless
             r = forward_request(ctx, dest)
             return 1 if r >= 0 else inerr2scripterr(r)
+        ret = _relay_new(st, ctx, t, dest, flags, method)
+    finally:
+        st.unlock(tid)
+    if ret is None:  # a CANCEL for a known INVITE: now cancel that one (other lock)
+        _e2e_cancel(st, ctx, flags)
+        return 1
+    return ret
+
+
+def _relay_new(st: TmState, ctx: MsgContext, t: Txn, dest: Any, flags: int,
+               method: str) -> int | None:
+    """t_relay of a request that just made transaction `t` (lock held, record
+    not stored yet): 100 Trying, forwarding, then one write of the record.
+    None: a CANCEL whose INVITE the caller must cancel after unlocking."""
+    msg = ctx.msg
+    try:
         if flags & F_REPLICATE:  # no 100, no error reply, replies stop here
             t.flags |= T_REPLICATED
             flags |= F_NO_100 | F_NO_ERR_REPLY
@@ -318,26 +339,20 @@ def t_relay_impl(ctx: MsgContext, dest: Any = None, flags: int = 0) -> int:
         if method == "CANCEL" and st.exists(cancel_tid(msg, **_match_opts(st))):
             local_reply(st, t, ctx, 200, "canceling")
             t.flags |= T_IS_CANCEL
-            st.save(t)
-            cancel_done = True
-        else:
-            if method == "INVITE" and not flags & F_NO_100:
-                local_reply(st, t, ctx, 100, "Giving a try")
-            _snapshot_script_state(t, ctx)
-            r = _forward(st, t, ctx, dest)
-            if r <= 0:
-                ret = inerr2scripterr(r)
-                if not flags & F_NO_ERR_REPLY and _kill_transaction(st, t, ctx) > 0:
-                    ret = 0
-                st.save(t)
-                return ret if ret else 1
-            st.save(t)
-            return 1
+            return None
+        if method == "INVITE" and not flags & F_NO_100:
+            local_reply(st, t, ctx, 100, "Giving a try")
+        _snapshot_script_state(t, ctx)
+        r = _forward(st, t, ctx, dest)
+        if r <= 0:
+            ret = inerr2scripterr(r)
+            if not flags & F_NO_ERR_REPLY and _kill_transaction(st, t, ctx) > 0:
+                ret = 0
+            return ret if ret else 1
+        return 1
     finally:
-        st.unlock(tid)
-    if cancel_done:
-        _e2e_cancel(st, ctx, flags)
-    return 1
+        if not st.insert(t):  # out of shared memory: replies will pass statelessly
+            ctx.transaction = None
 
 
 def t_reply(ctx: MsgContext, code: int, reason: str, body: str = "") -> int:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import marshal
 from typing import Any
 
+from ...sip.message import parse_message
+
 __all__ = ["B_RECV", "FORMAT", "T_CANCELLED", "T_CANCEL_REASON", "T_IS_CANCEL", "T_NO_100",
            "T_NO_DNS_FO", "T_NO_NEW_BRANCHES", "T_REPLICATED", "T_UAS_ACKED", "Txn", "UacBranch"]
 
@@ -85,9 +87,8 @@ class UacBranch:
         (b.uri, dst, b.sock, b.request, b.last, b.reply, b.retr_due, b.retr_iv,
          b.fr_due, b.cancel, b.on_reply, b.bflags, b.rflags, b.cancel_req, b.cancel_due,
          b.cancel_iv, b.cancel_fr, alt, avps) = t
-        b.dst = tuple(dst)
-        b.alt = [tuple(a) for a in alt]
-        b.avps = [(n, list(v)) for n, v in avps]
+        # marshal gives back the tuples and lists pack() wrote: no copies
+        b.dst, b.alt, b.avps = dst, alt, avps
         return b
 
     @property
@@ -204,12 +205,15 @@ class Txn:
          t.msg_flags, avps, t.ruri, t.first_branch, t.uas_retr_due, t.uas_retr_iv,
          t.wait_due, branches, t.extra_hdrs, tmcbs, t.tmcb_keys) = values
         t.tid = tid
-        t.src = tuple(src)
-        t.reply_dst = tuple(reply_dst)
-        t.avps = [(n, list(v)) for n, v in avps]
-        t.branches = [UacBranch.unpack(b) for b in branches]
-        t.tmcbs = [tuple(c) for c in tmcbs]
-        t._init_transient()
+        # marshal gives back the tuples and lists encode() wrote: no copies
+        t.src, t.reply_dst, t.avps, t.tmcbs = src, reply_dst, avps, tmcbs
+        unpack = UacBranch.unpack
+        t.branches = [unpack(b) for b in branches]
+        t._req_msg = None
+        t.cur_branch = None
+        t.cur_code = 0
+        t.picked = None
+        t.new_bavps = None
         return t
 
     # ------------------------------------------------------------ views
@@ -238,21 +242,20 @@ class Txn:
 
     def next_due(self) -> float:
         """The earliest armed timer (0: none)."""
-        dues = [self.uas_retr_due, self.wait_due]
+        best = 0.0
+        for d in (self.uas_retr_due, self.wait_due):
+            if d > 0 and (best == 0.0 or d < best):
+                best = d
         for b in self.branches:
-            dues.append(b.retr_due)
-            dues.append(b.fr_due)
-            if b.cancel_req:
-                dues.append(b.cancel_due)
-                dues.append(b.cancel_fr)
-        armed = [d for d in dues if d > 0]
-        return min(armed) if armed else 0.0
+            for d in ((b.retr_due, b.fr_due, b.cancel_due, b.cancel_fr) if b.cancel_req
+                      else (b.retr_due, b.fr_due)):
+                if d > 0 and (best == 0.0 or d < best):
+                    best = d
+        return best
 
     def request_msg(self) -> Any:
         """The stored request, parsed (cached in this process)."""
         if self._req_msg is None:
-            from ...sip.message import parse_message
-
             self._req_msg = parse_message(self.request)
         return self._req_msg
 

@@ -531,7 +531,7 @@ class Compiler:
                 except (PVError, ExprError) as e:
                     ctx.rt.log(L_ERR, f"{where}: assignment failed: {e}")
                     return -1
-                return 1
+                return 0 if ctx.stop else 1  # a function in the value returned 0
             return assign_value
         # Decision (spec 10, item 3): compound operators really combine.
         self.warn(node, f"'{op}' combines old and new value; OpenSIPS 1.6 treated it as '='")
@@ -545,7 +545,7 @@ class Compiler:
             except (PVError, ExprError) as e:
                 ctx.rt.log(L_ERR, f"{where}: assignment failed: {e}")
                 return -1
-            return 1
+            return 0 if ctx.stop else 1  # a function in the value returned 0
         return assign_compound
 
     # ------------------------------------------------------------ expressions
@@ -586,6 +586,8 @@ class Compiler:
             ret = action(ctx)
             if plain:
                 ctx.rc = ret
+            if ret == 0:  # as in 1.6, a 0 code stops the script, here once
+                ctx.stop = ctx.stop or RUN_EXIT  # the statement using it is done
             return ret
         return action_value
 

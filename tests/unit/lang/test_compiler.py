@@ -154,6 +154,19 @@ def test_zero_code_in_condition_stops_even_under_not() -> None:
     assert s.marks == []
 
 
+def test_zero_code_in_an_assignment_assigns_then_stops() -> None:
+    # 1.6: the value is stored, then ACT_FL_EXIT ends the script
+    s = Script('route { $var(x) = ret("0"); mark("after"); }')
+    ctx = s.run()
+    assert s.marks == []
+    assert s.var("x") == 0
+    assert ctx.stop == RUN_EXIT
+    s = Script('route { $var(x) = 5; $var(x) = ret("2"); mark("after"); }')
+    s.run()
+    assert s.marks == ["after"]
+    assert s.var("x") == 2
+
+
 def test_negative_is_false_and_rc_is_kept_for_the_branch() -> None:
     s = Script('route { if (!ret("-3")) { $var(rc) = $rc; } }')
     s.run()

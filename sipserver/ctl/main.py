@@ -32,6 +32,9 @@ like opensipsctl drives OpenSIPS 1.6.
   stats [GROUP..]   show statistics: all, or of the groups given
                     (core, tm, usrloc...; GROUP:NAME for one)
   version           print the sipctl version
+  db create|drop|migrate [--db-url URL] [TABLE..]
+                    create, drop or update the database tables
+                    (sipctl db --help for more)
 
 The MI transport (CONNECTOR) is FIFO:/path, UNIXSOCK:/path or UDP:ip:port.
 It comes from -m, else $SIPCTL_MI, else MI_CONNECTOR in the config file
@@ -151,6 +154,9 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
         if cmd == "version":
             print(f"sipctl {__version__}")
             return EXIT_OK
+        if cmd == "db":
+            from . import db  # the DB drivers load only for this command
+            return db.main(args, env)
         if cmd in ("fifo", "unixsock", "mi"):
             if not args:
                 raise UsageError(f"{cmd}: which MI command? (sipctl {cmd} CMD [ARGS])")

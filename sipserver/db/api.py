@@ -120,7 +120,8 @@ class DbConnection:
     def update(self, table: str, keys: Sequence[str], ops: Sequence[str] | None,
                values: Sequence[DbValue], ukeys: Sequence[str],
                uvalues: Sequence[DbValue]) -> int:
-        """Set ukeys=uvalues on the selected rows; returns how many changed."""
+        """Set ukeys=uvalues on the selected rows; returns how many matched
+        (also those whose values were already equal, on every engine)."""
         raise NotImplementedError
 
     def delete(self, table: str, keys: Sequence[str] = (), ops: Sequence[str] | None = None,

@@ -8,8 +8,15 @@ before the path ends the credentials.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
+
+# The embedded default database (db_sqlite) when no db_url is given:
+# system-wide when that directory can be written, else in the cwd.
+DEFAULT_DB_PATH = "/var/lib/sipserver/sipserver.db"
+FALLBACK_DB_PATH = "sipserver.db"
 
 
 class DbUrlError(ValueError):
@@ -73,3 +80,19 @@ def _port(text: str, value: str) -> int:
     if not value.isdigit() or not 0 < int(value) < 65536:
         raise DbUrlError(f'db_url "{text}": bad port "{value}"')
     return int(value)
+
+
+def default_db_url(env: Mapping[str, str] | None = None) -> str:
+    """$SIPSERVER_DB_URL, else `sqlite://` + DEFAULT_DB_PATH when its directory
+    exists (or can be made) and is writable, else `./sipserver.db` (absolute)."""
+    env = os.environ if env is None else env
+    if env.get("SIPSERVER_DB_URL"):
+        return env["SIPSERVER_DB_URL"]
+    directory = os.path.dirname(DEFAULT_DB_PATH)
+    existing = directory
+    while not os.path.isdir(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)  # the directory would be made under this one
+    if os.access(existing, os.W_OK | os.X_OK) and (
+            existing == directory or not os.path.exists(directory)):
+        return "sqlite://" + DEFAULT_DB_PATH
+    return "sqlite://" + os.path.abspath(FALLBACK_DB_PATH)

@@ -27,6 +27,7 @@ location is logged.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -133,6 +134,10 @@ def _param_value(value: Any) -> Any:
 def config_from_script(script: ast.Script) -> dict[str, Any]:
     """Global parameter values as set in the script (last one wins; lists append)."""
     cfg: dict[str, Any] = {}
+    if script.file and not script.file.startswith("<"):
+        # modules resolve relative paths (db_text URLs, permissions files)
+        # against the config file's directory, as 1.6 does
+        cfg["cfg_file"] = os.path.abspath(script.file)
     for p in script.params:
         v = _param_value(p.value)
         if p.name in ("listen", "alias"):

@@ -195,6 +195,9 @@ class Runtime:
         self.start_time = int(time.time())
         self.msg_counter = 0
         self._myself_cache: dict[tuple[str, int, str | None], bool] = {}
+        # 1.6 register_alias_fct: module checks (domain's table) asked after the
+        # sockets and aliases; their answers change at run time, so never cached
+        self.alias_fns: list[Callable[[str, int, str | None], bool]] = []
         self.pid = os.getpid()
 
     # ------------------------------------------------------------ logging
@@ -237,6 +240,9 @@ class Runtime:
             found = self._check_self(host, port, proto)
             if len(self._myself_cache) < 4096:
                 self._myself_cache[key] = found
+        if not found and self.alias_fns:
+            name = host[1:-1] if host[:1] == "[" and host[-1:] == "]" else host
+            return any(fn(name, port or 0, proto) for fn in self.alias_fns)
         return found
 
     def _check_self(self, host: str, port: int | None, proto: str | None = None) -> bool:

@@ -2,9 +2,9 @@
 
 `has_totag()`, `is_user(name)`, `uri_param(name[, value])`,
 `add_uri_param("name=value")`, `tel2sip()`, `is_uri_user_e164(pv)`, plus the
-1.6 obsolete names that make start-up fail with a hint. Every parameter is
-exported now so that scripts configuring the DB/AAA checks load; those
-functions (db_*, aaa_*) come with the DB layer.
+1.6 obsolete names that make start-up fail with a hint. The DB checks
+(db_check_to/from, db_does_uri_exist, db_get_auth_id) live in `uri_db.py`;
+the aaa_* functions come with the AAA layer.
 
 `is_user` needs the credentials an auth function authorized: the auth
 module records them with `mark_authorized(ctx, credentials)`.
@@ -30,6 +30,7 @@ from ..core.runtime import L_DBG, L_ERR
 from ..lang.pv import PVError
 from ..sip.errors import ParseError
 from ..sip.uri import Uri, parse_uri
+from . import uri_db
 
 MAX_URI_SIZE = 1024
 _AUTHORIZED_KEY = "auth.authorized"
@@ -220,5 +221,10 @@ exports = ModuleExports(
         CmdExport("tel2sip", tel2sip, 0, REQUEST_ROUTE),
         CmdExport("is_uri_user_e164", is_uri_user_e164, 1, REQUEST_ROUTE | FAILURE_ROUTE | LOCAL_ROUTE,
                   _fixup_pv),
+        *uri_db.CMDS,
     ],
+    stats=uri_db.STATS,
+    mod_init=uri_db.mod_init,
+    child_init=uri_db.child_init,
+    destroy=uri_db.destroy,
 )

@@ -112,6 +112,7 @@ class Txn:
         "created",
         "cur_branch",
         "cur_code",
+        "due_indexed",  # per process: the due time the store's wheel has for it
         "extra_hdrs",
         "first_branch",
         "flags",
@@ -176,6 +177,7 @@ class Txn:
 
     def _init_transient(self) -> None:
         self._req_msg = None
+        self.due_indexed = 0.0
         self.cur_branch: int | None = None  # branch of the reply being handled (O/B routes)
         self.cur_code = 0                   # code of that reply
         self.picked: int | None = None      # winning branch (failure route)
@@ -210,6 +212,7 @@ class Txn:
         unpack = UacBranch.unpack
         t.branches = [unpack(b) for b in branches]
         t._req_msg = None
+        t.due_indexed = 0.0
         t.cur_branch = None
         t.cur_code = 0
         t.picked = None

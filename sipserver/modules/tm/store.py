@@ -4,8 +4,11 @@ Made in the master (mod_init) before the fork, so every receiver and the
 timer process see the same transactions:
 
 * `table` — tid -> next due time (8 bytes, 0: none) + encoded `Txn`:
-  one shared-memory write per save; the timer reads only the first 8
-  bytes of each entry;
+  one shared-memory write per save;
+* `wheel` — a timer wheel of tids by due time: a save that moves the due
+  time adds the tid to it, and the timer process collects only what
+  came due (then checks each record's own due time: a moved one is
+  skipped), instead of scanning every live transaction each tick;
 * `locks` — per-transaction locks (striped by tid). Everything that reads
   a record, changes it and writes it back holds the transaction's lock for
   the whole time (1.6's REPLY_LOCK), script routes included, so a reply
@@ -25,6 +28,7 @@ from typing import Any
 
 from ...core.runtime import L_ERR
 from ...shm import LockSet, Segment, SharedHash, ShmOutOfMemory
+from ...shm.timerwheel import TimerWheel
 from .record import Txn
 
 __all__ = ["STATS", "TmState"]
@@ -37,6 +41,8 @@ _FINAL_STATS = {k: f"{k}xx_transactions" for k in range(2, 7)}
 _D = struct.Struct("<d")
 TABLE_BUCKETS = 4096
 LOCK_STRIPES = 64
+WHEEL_SLOTS = 4096        # x WHEEL_RESOLUTION: a 409.6 s turn
+WHEEL_RESOLUTION = 0.1    # the timer process's tick
 
 
 def _tid_hash(key: bytes) -> int:
@@ -87,6 +93,7 @@ class TmState:
             seg = Segment(8 * 1024 * 1024)
         self.seg = seg
         self.table = SharedHash(seg, TABLE_BUCKETS, LockSet(LOCK_STRIPES), _tid_hash)
+        self.wheel = TimerWheel(seg, WHEEL_SLOTS, WHEEL_RESOLUTION, LockSet(LOCK_STRIPES))
         self.locks = LockSet(LOCK_STRIPES * 2)
         self._acq = self.locks.acquirers
         self._rel = self.locks.releasers
@@ -174,15 +181,21 @@ class TmState:
         except (ValueError, TypeError, EOFError) as e:
             self.rt.log(L_ERR, f"tm: broken transaction record {tid}: {e}")
             return None
+        t.due_indexed = _D.unpack_from(data)[0]
         return t
 
     def exists(self, tid: str) -> bool:
         return tid.encode() in self.table
 
     def _put(self, t: Txn, extra: int = 0) -> bool:
-        value = _D.pack(t.next_due()) + t.encode()
+        due = t.next_due()
+        value = _D.pack(due) + t.encode()
+        key = t.tid.encode()
         try:
-            self.table.put(t.tid.encode(), value, len(value) + extra if extra else 0)
+            self.table.put(key, value, len(value) + extra if extra else 0)
+            if due and due != t.due_indexed:
+                self.wheel.add(key, due)
+                t.due_indexed = due
         except ShmOutOfMemory:
             self.rt.log(L_ERR, "tm: out of shared memory (transaction not stored)")
             return False
@@ -208,11 +221,24 @@ class TmState:
             self.stat("inuse_transactions", -1)
 
     def due_now(self, now: float) -> list[str]:
-        """Ids of the transactions with a timer due at `now`."""
+        """Ids of the transactions with a timer due at `now` (timer process):
+        their wheel entries are used up, so the caller must handle each
+        (run_timers saves it, which schedules its next time, or deletes it).
+
+        The wheel gives every tid scheduled up to now; one whose record is
+        gone or whose due time moved on is left out (its new time has its
+        own wheel entry).
+        """
         out = []
-        for k, head in self.table.heads(8):
-            if len(head) == 8 and 0 < _D.unpack(head)[0] <= now:
-                out.append(k.decode())
+        seen = set()
+        get = self.table.get
+        for key in self.wheel.pop_due(now):
+            if key in seen:
+                continue
+            seen.add(key)
+            data = get(key)
+            if data is not None and len(data) >= 8 and 0 < _D.unpack_from(data)[0] <= now:
+                out.append(key.decode())
         return out
 
     def __len__(self) -> int:

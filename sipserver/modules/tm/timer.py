@@ -1,7 +1,7 @@
 """tm's timers, run by the timer process every TICK seconds.
 
-Only the small due-time index is scanned; each due transaction is then
-handled under its lock: request retransmissions (timers A/E), final-reply
+The store's timer wheel names the transactions that came due; each is
+then handled under its lock: request retransmissions (timers A/E), final-reply
 retransmissions upstream (timer G), final-response timeouts (fr_timer /
 fr_inv_timer: CANCEL the ringing branch, fake a 408 — a 487 when the
 transaction was cancelled — and go through reply selection and the
@@ -64,6 +64,7 @@ def run_timers(st: TmState) -> None:
             if t is None:
                 continue
             if txn_timers(st, t, now):
+                t.due_indexed = 0.0  # its wheel entry was used up: schedule again
                 st.save(t)
             else:
                 if t.tmcbs or t.tmcb_keys:
@@ -71,5 +72,9 @@ def run_timers(st: TmState) -> None:
                 st.delete(tid)
         except Exception as e:  # one bad record must not stop the others
             st.rt.log(L_ERR, f"tm: timer on transaction {tid}: {e!r}")
+            try:  # its wheel entry is used up: try again in a second
+                st.wheel.add(tid.encode(), now + 1.0)
+            except Exception:  # out of memory: the record stays until restart
+                pass
         finally:
             st.unlock(tid)

@@ -160,3 +160,35 @@ def test_unforwarded_transaction_is_not_leaked() -> None:
     clock.now += 10
     run_timers(st)
     assert len(st) == 0
+
+
+def test_timer_wheel_deletes_finished_transactions_on_time_and_no_earlier() -> None:
+    r, st, clock = runner("route { t_relay(); }")
+    for i in range(40):
+        r.request(invite(branch=f"z9hG4bKw{i}", call_id=f"w{i}"))
+        fwd = r.sent[-1][2]
+        feed_reply(r, reply_to(fwd, 200, "OK"))  # 2xx: the INVITE waits wt_timer (5 s)
+    assert len(st) == 40
+    clock.now += 4.9
+    run_timers(st)
+    assert len(st) == 40  # not due yet
+    clock.now += 0.2
+    run_timers(st)
+    assert len(st) == 0
+    assert len(st.wheel) == 0  # every wheel entry was used up
+
+
+def test_a_transaction_whose_timer_moved_later_is_not_fired_early() -> None:
+    r, st, clock = runner("route { t_relay(); }", params='modparam("tm", "fr_inv_timer", 3)\n')
+    r.request(invite(branch="z9hG4bKmv", call_id="mv"))
+    fwd = r.sent[-1][2]
+    feed_reply(r, reply_to(fwd, 180, "Ringing"))  # fr_timer (30 s) -> fr_inv_timer (3 s)
+    clock.now += 2.0
+    feed_reply(r, reply_to(fwd, 183, "Session Progress"))  # restarts fr_inv_timer
+    n = len(r.sent)
+    clock.now += 1.5  # 3 s after the 180, 1.5 s after the 183
+    run_timers(st)
+    assert not any(first_line(d).startswith("SIP/2.0 408") for d in sent_since(r, n))
+    clock.now += 1.6
+    run_timers(st)
+    assert any(first_line(d).startswith("SIP/2.0 408") for d in sent_since(r, n))

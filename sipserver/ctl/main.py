@@ -36,11 +36,41 @@ like opensipsctl drives OpenSIPS 1.6.
                     create, drop or update the database tables
                     (sipctl db --help for more)
 
+  add <user[@domain]> <password>      add a subscriber
+  passwd <user[@domain]> <password>   change a subscriber's password
+  rm <user[@domain]>                  delete a subscriber (its groups,
+                                      dbaliases and contacts too)
+  rpid show|add|rm ..                 a subscriber's Remote-Party-ID
+  acl show|grant|revoke ..            group membership (grp table)
+  ul show|add|rm ..                   contacts in usrloc (MI ul_*)
+  alias show|add|rm ..                the same on the usrloc aliases table
+  online                              the AORs usrloc holds
+  ping <uri>                          send an OPTIONS (MI t_uac_dlg)
+  alias_db show|list|add|rm ..        the dbaliases table
+  domain show|reload|showdb|add|rm .. local domains (domain table, MI)
+  address show|dump|reload|add|rm ..  the permissions address table
+  avp list|add|rm ..                  AVPs in usr_preferences
+                    (run one without arguments for its usage)
+  The DB commands take --db-url URL (else $SIPSERVER_DB_URL, else the
+  embedded SQLite database) and --yes (no questions); `--` ends options.
+  Settings from the environment or the config file: SIP_DOMAIN (the
+  domain of a bare user name and of ping's From), STORE_PLAINTEXT_PW (1:
+  keep the plain password too, the default), ALIASES_TYPE (UL or DB: add
+  checks aliases), VERIFY_ACL, ACL_GROUPS, and the table names UL_TABLE,
+  ALS_TABLE, SUB_TABLE, ACL_TABLE, DA_TABLE, DOMAIN_TABLE, ADDRESS_TABLE,
+  AVP_TABLE.
+
 The MI transport (CONNECTOR) is FIFO:/path, UNIXSOCK:/path or UDP:ip:port.
 It comes from -m, else $SIPCTL_MI, else MI_CONNECTOR in the config file
 ($SIPCTL_CONFIG, else /etc/sipserver/sipctlrc and ~/.sipctlrc), else the
 server's default FIFO.
 """
+
+# sipctl.commands (kept here so that `sipctl ps` imports nothing more)
+OPERATOR_COMMANDS = frozenset({
+    "add", "passwd", "rm", "rpid", "acl", "ul", "usrloc", "alias", "online", "ping",
+    "alias_db", "aliasdb", "domain", "address", "avp",
+})
 
 SYSTEM_CONFIG = "/etc/sipserver/sipctlrc"
 USER_CONFIG = "~/.sipctlrc"
@@ -157,6 +187,9 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
         if cmd == "db":
             from . import db  # the DB drivers load only for this command
             return db.main(args, env)
+        if cmd in OPERATOR_COMMANDS:
+            from . import commands  # the DB drivers load only for these
+            return commands.run(cmd, args, env, option, timeout_opt)
         if cmd in ("fifo", "unixsock", "mi"):
             if not args:
                 raise UsageError(f"{cmd}: which MI command? (sipctl {cmd} CMD [ARGS])")

@@ -89,6 +89,11 @@ class MICmdExport:
     process dies before it answers). `params`: the OpenSIPS 3.x names of the
     arguments, in order, so JSON-RPC named parameters map to positions
     (a list value becomes one argument per element).
+
+    `async_` (1.6 MI_ASYNC_RPL_FLAG): the handler may return a
+    `sipserver.mi.pending.PendingReply` instead of a tree; the MI process
+    serves other commands until its replies arrive (FIFO and datagram
+    write each one; mi_http answers with the final one).
     """
 
     name: str
@@ -96,6 +101,7 @@ class MICmdExport:
     no_input: bool = False
     no_reply: bool = False
     params: Sequence[str] = ()
+    async_: bool = False
 
 
 @dataclass(frozen=True, slots=True)

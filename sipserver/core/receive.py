@@ -3,8 +3,9 @@
 Every receiver process (UDP and TCP workers) calls `Receiver.handle` for
 each message. A request runs the main route; a reply runs the global
 onreply_route, is offered to tm (when loaded), and is otherwise relayed
-statelessly along its second Via. Nothing here may raise: a bad message is
-answered with a 400 when enough of it can be read, else dropped and logged.
+statelessly along its second Via. Nothing here may raise: a bad request is
+answered with a 400 when enough of it can be read (a Via and a CSeq), else
+dropped and logged; 1.6 drops every message that does not parse.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from ..sip.errors import ParseError
 from ..sip.headers import parse_via
 from ..sip.message import parse_message
 from .context import RUN_DROP, MsgContext
-from .relay import forward_reply, reply_destination
-from .runtime import L_DBG, L_ERR, L_WARN, Destination, Runtime, SocketInfo
+from .relay import forward_reply
+from .replydest import reply_destination
+from .runtime import L_DBG, L_ERR, L_WARN, Runtime, SocketInfo
 
 __all__ = ["Receiver", "bad_request_reply"]
 
@@ -139,23 +141,21 @@ class Receiver:
         self.stat("bad_msg_hdr")
         rt.log(L_WARN, f"receive: bad message from {ip}:{port}: {e}")
         answer = bad_request_reply(data, e)
-        if answer is None or rt.transport is None:
+        if answer is None:
+            rt.log(L_DBG, "receive: not answered (a reply, an ACK, or no usable Via/CSeq)")
+            return
+        if rt.transport is None:
             return
         reply, via = answer
-        dest = reply_destination(via)
-        # the reply goes to the packet's source address (received), as 1.6 does
-        port_to = dest.port if via.rport is None else port
-        # over a stream the answer goes back on the connection it came in on
-        proto_to = rcv.proto if rcv.proto != "udp" else dest.proto
-        target = Destination(proto_to, ip, port if proto_to != "udp" else port_to)
-        sock = rcv if rcv.proto == target.proto else rt.transport.choose_socket(target, None)
-        if sock is None:
+        # answered as any local reply: to the source address, on the socket
+        # and connection it came in on (1.6 itself drops a broken request)
+        route = reply_destination(rt, via, source=(ip, port), proto=rcv.proto, conn=conn or 0)
+        if route is None:
             return
-        if conn and target.proto == "tcp":
-            # 1.6 names the connection the request came in on
-            rt.transport.send(sock, target, reply, conn=conn)
+        if route.conn:
+            rt.transport.send(rcv, route.dest, reply, conn=route.conn)
         else:
-            rt.transport.send(sock, target, reply)
+            rt.transport.send(rcv, route.dest, reply)
 
 
 def _no_stat(name: str, n: int = 1) -> None:

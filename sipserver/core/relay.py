@@ -1,9 +1,9 @@
 """Stateless reply relaying (1.6 forward_reply): back along the second Via.
 
 A reply that no transaction claims goes to the sender named by its second
-Via: the `received` address if the previous hop set one, else the sent-by
-host; the `rport` value if filled in, else the sent-by port, else 5060
-(RFC 3261 18.2.2, RFC 3581). Our own Via, on top, is removed first.
+Via (`replydest.reply_destination`: maddr, else received, else the sent-by
+host, resolved when a name; the rport value, else the sent-by port). Our
+own Via, on top, is removed first.
 
 A request received over TCP leaves with `;i=<connection id>` in our Via
 (1.6 id_builder, the id in reversed hex digits); a reply relayed to a TCP
@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING
 
 from ..sip.builders import remove_top_via
 from ..sip.errors import ParseError
-from .errors import E_BAD_VIA, E_SEND
-from .runtime import DEFAULT_PORTS, L_DBG, L_ERR, Destination
+from .errors import E_BAD_ADDRESS, E_BAD_VIA, E_SEND
+from .replydest import STREAM_PROTOS, reply_destination
+from .runtime import L_DBG, L_ERR
 
 if TYPE_CHECKING:
     from .context import MsgContext
 
-__all__ = ["conn_id_param", "forward_reply", "parse_conn_id", "reply_destination"]
+__all__ = ["conn_id_param", "forward_reply", "parse_conn_id"]
 
 
 def conn_id_param(conn: int) -> str:
@@ -46,18 +47,6 @@ def parse_conn_id(text: str | None) -> int:
         return 0
 
 
-def reply_destination(via: object) -> Destination:
-    """Where a response for this Via goes (received/rport/sent-by/maddr-less)."""
-    transport = (getattr(via, "transport", "UDP") or "UDP").lower()
-    host = getattr(via, "received", None) or via.host  # type: ignore[attr-defined]
-    rport = getattr(via, "rport", None)
-    if rport:
-        port = int(rport)
-    else:
-        port = via.port or DEFAULT_PORTS.get(transport, 5060)  # type: ignore[attr-defined]
-    return Destination(transport, host.strip("[]"), port)
-
-
 def forward_reply(ctx: MsgContext) -> int:
     """Relay a reply statelessly; 1 when sent, negative when dropped."""
     rt = ctx.rt
@@ -75,17 +64,20 @@ def forward_reply(ctx: MsgContext) -> int:
         if not rt.is_myself(top.host, top.port or 5060):
             rt.log(L_ERR, f"reply relay: top Via {top.sent_by} is not ours; dropped")
             return E_BAD_VIA
-    dest = reply_destination(via2)
+    conn = 0
+    if (via2.transport or "").lower() in STREAM_PROTOS:
+        # our Via's `i`: the connection the request came in on (1.6 forward_reply)
+        i = msg.via1.param("i")
+        conn = parse_conn_id(i.value if i is not None else None)
+    route = reply_destination(rt, via2, conn=conn)
+    if route is None:
+        return E_BAD_ADDRESS
+    dest, conn = route.dest, route.conn
     transport = rt.transport
     sock = transport.choose_socket(dest, None) if transport is not None else None
     if sock is None:
         rt.log(L_ERR, f"reply relay: no socket for {dest.proto}:{dest.ip}")
         return E_SEND
-    conn = 0
-    if dest.proto == "tcp":
-        # our Via's `i`: the connection the request came in on (1.6 forward_reply)
-        i = msg.via1.param("i")
-        conn = parse_conn_id(i.value if i is not None else None)
     remove_top_via(msg)
     if msg.status == 503 and not rt.config.get("disable_503_translation"):
         # 1.6 relays a 503 as 500 (the code only; RFC 3261 16.7 item 6)

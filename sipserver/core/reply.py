@@ -37,6 +37,8 @@ from .errors import (
     E_SEND,
     E_TOO_MANY_BRANCHES,
 )
+from .replydest import ReplyRoute
+from .replydest import reply_destination as compute_reply_destination
 from .runtime import L_DBG, L_ERR, Destination
 
 if TYPE_CHECKING:
@@ -213,21 +215,19 @@ def dset_contact(ctx: MsgContext) -> str | None:
 # ---------------------------------------------------------------- destination
 
 
-def reply_destination(ctx: MsgContext) -> Destination:
-    """Where 1.6 sends a local reply (update_sock_struct_from_ip).
-
-    Always the source IP of the request; the port is the source port when
-    the top Via has `rport` or force_rport() was called, else the Via's
-    sent-by port, else 5060. (maddr and received in the Via are not looked
-    at for local replies in 1.6.)
-    """
-    via = ctx.msg.via1
-    if via.param("rport") is not None or ctx.force_rport:
-        port = ctx.src_port
-    else:
-        port = via.port or 5060
+def reply_route(ctx: MsgContext) -> ReplyRoute | None:
+    """Where a local reply to the request in `ctx` goes, and on which connection
+    (`replydest.reply_destination` for a request we received; None: no Via)."""
     proto = ctx.rcv.proto if ctx.rcv is not None else ctx.proto
-    return Destination(proto, ctx.src_ip.strip("[]"), port)
+    return compute_reply_destination(ctx.rt, ctx.msg.via1, source=(ctx.src_ip, ctx.src_port),
+                                     proto=proto, conn=ctx.conn or 0,
+                                     force_rport=ctx.force_rport)
+
+
+def reply_destination(ctx: MsgContext) -> Destination | None:
+    """The address a local reply to the request in `ctx` goes to (see `reply_route`)."""
+    route = reply_route(ctx)
+    return route.dest if route is not None else None
 
 
 def warning_header(ctx: MsgContext) -> str:
@@ -281,6 +281,9 @@ def send_stateless_reply(
     if not 100 <= code <= 699:
         ctx.rt.log(L_ERR, f"sl: bad reply code {code}")
         return -1
+    route = reply_route(ctx)
+    if route is None:  # no Via to answer by (logged)
+        return -1
     headers = "".join(pending_reply_lumps(ctx)) + extra_headers
     if 300 <= code < 400:
         contact = dset_contact(ctx)
@@ -312,14 +315,14 @@ def send_stateless_reply(
     if transport is None:
         ctx.rt.log(L_ERR, "sl: no transport to send the reply")
         return -1
-    dest = reply_destination(ctx)
+    dest = route.dest
     sock = ctx.rcv if ctx.rcv is not None else transport.choose_socket(dest)
     if sock is None:
         ctx.rt.log(L_ERR, f"sl: no sending socket found for proto {dest.proto}")
         return -1
-    if ctx.conn and ctx.proto == "tcp" and dest.proto == "tcp":
+    if route.conn:
         # 1.6: the reply goes back on the connection the request came in on
-        sent = transport.send(sock, dest, data, conn=ctx.conn)
+        sent = transport.send(sock, dest, data, conn=route.conn)
     else:
         sent = transport.send(sock, dest, data)
     if not sent:

@@ -7,6 +7,8 @@
 * `text`: the 1.6 text protocol of mi_fifo and mi_datagram, without I/O.
 * `json`: JSON-RPC 2.0 as OpenSIPS 3.x's mi_http, without I/O.
 * `paths`: where the FIFO lives by default; `procloop`: stopping on SIGTERM.
+* `pending`: answers of async commands (t_uac_dlg) that arrive later, and
+  the set an MI process polls while it serves other commands.
 
 The transports are modules: mi_fifo, mi_datagram, httpd + mi_http.
 """

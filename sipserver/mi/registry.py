@@ -15,6 +15,7 @@ from typing import Any
 
 from ..core.exports import LoadedModule, MICmdExport
 from ..core.runtime import L_ERR
+from .pending import PendingReply
 from .tree import MINodeArg, MIReply
 
 
@@ -77,24 +78,33 @@ class MIRegistry:
     def __len__(self) -> int:
         return len(self._cmds)
 
-    def execute(self, cmd: MICommand, args: Sequence[MINodeArg] | None) -> MIReply | None:
-        """Run one command; None when it failed (it raised or returned None)."""
+    def execute(self, cmd: MICommand,
+                args: Sequence[MINodeArg] | None) -> MIReply | PendingReply | None:
+        """Run one command; None when it failed (it raised or returned None).
+
+        An async command may answer a `PendingReply` (its replies come later,
+        see sipserver.mi.pending); any other command must answer a tree.
+        """
         try:
             reply = cmd.export.handler(list(args or ()), self.rt, cmd.module)
         except Exception as e:
             self._log(L_ERR, f"MI: command {cmd.name} failed: {type(e).__name__}: {e}")
             return None
+        if isinstance(reply, PendingReply) and cmd.export.async_:
+            return reply
         if reply is not None and not isinstance(reply, MIReply):
             self._log(L_ERR, f"MI: command {cmd.name} returned {type(reply).__name__}, not a tree")
             return None
         return reply
 
     def run(self, name: str, args: Sequence[MINodeArg] | None = None) -> MIReply | None:
-        """Run a command by name; an unknown one gets 1.6's answer (500 not available)."""
+        """Run a command by name and wait for its final reply; an unknown one
+        gets 1.6's answer (500 not available)."""
         cmd = self.lookup(name)
         if cmd is None:
             return MIReply.error(500, f"command '{name}' not available")
-        return self.execute(cmd, args)
+        reply = self.execute(cmd, args)
+        return reply.wait() if isinstance(reply, PendingReply) else reply
 
     def _log(self, level: int, text: str) -> None:
         if self.rt is not None and hasattr(self.rt, "log"):

@@ -9,6 +9,10 @@ processes share it, as in 1.6.
 Parameters: socket_name (a path, or `udp:IP:port` with port 1024-65535),
 children_count, socket_timeout (ms to send a reply), unix_socket_mode,
 unix_socket_group / unix_socket_user (names or numbers), reply_indent.
+
+An async command (t_uac_dlg) leaves the process free: each of its replies
+is sent, as its own datagram to the requester, when it arrives (1.6), and
+other requests are answered meanwhile (sipserver.mi.pending).
 """
 
 from __future__ import annotations
@@ -19,12 +23,14 @@ import os
 import select
 import socket
 import stat
+from collections.abc import Callable
 from typing import Any
 
 from ..core.exports import LoadedModule, ModuleExports, ParamExport, ProcExport
 from ..core.modload import ModuleError
 from ..core.runtime import L_DBG, L_ERR, L_INFO, L_WARN
 from ..mi.paths import resolve_group, resolve_user
+from ..mi.pending import PendingReply, Waiting
 from ..mi.procloop import Stopped, StopWatch
 from ..mi.registry import mi_registry
 from ..mi.text import (
@@ -37,6 +43,7 @@ from ..mi.text import (
     format_datagram_reply,
     parse_datagram_args,
 )
+from ..mi.tree import MIReply
 
 MAX_NB_PORT = 65535
 
@@ -163,8 +170,9 @@ def _destroy(module: LoadedModule) -> None:
                 pass
 
 
-def answer(mi: Any, data: bytes, indent: str) -> bytes | None:
-    """The reply datagram for one request datagram (None: send nothing)."""
+def answer(mi: Any, data: bytes, indent: str) -> bytes | PendingReply | None:
+    """The reply datagram for one request datagram (None: send nothing), or
+    the pending answer of an async command (its replies are sent as they come)."""
     first = datagram_command(data)
     cmd = mi.lookup(first[0]) if first is not None else None
     if first is None or cmd is None:
@@ -176,6 +184,8 @@ def answer(mi: Any, data: bytes, indent: str) -> bytes | None:
         except MIParseError:
             return DGRAM_PARSE_ERROR
     reply = mi.execute(cmd, args)
+    if isinstance(reply, PendingReply):
+        return reply
     if cmd.export.no_reply:
         return None
     if reply is None:
@@ -194,16 +204,39 @@ def _send(st: DatagramState, watch: StopWatch, data: bytes, addr: Any) -> None:
                 raise TimeoutError("send timed out") from None
 
 
+def _reply(rt: Any, st: DatagramState, watch: StopWatch, data: bytes, addr: Any) -> None:
+    try:
+        _send(st, watch, data, addr)
+    except (OSError, TimeoutError) as e:
+        rt.log(L_ERR, f"mi_datagram: failed to send the response: {e}")
+
+
+def _deliverer(rt: Any, st: DatagramState, watch: StopWatch,
+               addr: Any) -> Callable[[MIReply, bool], None]:
+    """Sends each reply of an async command as its own datagram (1.6)."""
+    def deliver(reply: MIReply, final: bool) -> None:
+        data = format_datagram_reply(reply, st.indent)
+        if data is None:  # too big for a datagram: 1.6 sends nothing
+            rt.log(L_ERR, "mi_datagram: the reply does not fit in a datagram")
+            return
+        _reply(rt, st, watch, data, addr)
+    return deliver
+
+
 def datagram_process(module: LoadedModule, rank: int) -> None:
     """One "MI Datagram" process: answer requests until SIGTERM."""
     rt = module.rt
     st: DatagramState = module.state
     mi = mi_registry(rt)
     fd = st.sock.fileno()
+    waiting = Waiting(lambda text: rt.log(L_ERR, f"mi_datagram: {text}"))
     with StopWatch() as watch:
         try:
             while True:
-                watch.wait({fd: select.POLLIN})
+                ready = watch.wait({fd: select.POLLIN}, waiting.timeout())
+                waiting.service()
+                if not ready:
+                    continue
                 try:
                     data, addr = st.sock.recvfrom(DATAGRAM_SOCK_BUF_SIZE)
                 except (BlockingIOError, InterruptedError):
@@ -223,10 +256,10 @@ def datagram_process(module: LoadedModule, rank: int) -> None:
                 if not addr:
                     rt.log(L_DBG, "mi_datagram: the client has no address to answer to")
                     continue
-                try:
-                    _send(st, watch, reply, addr)
-                except (OSError, TimeoutError) as e:
-                    rt.log(L_ERR, f"mi_datagram: failed to send the response: {e}")
+                if isinstance(reply, PendingReply):
+                    waiting.add(reply, _deliverer(rt, st, watch, addr))
+                    continue
+                _reply(rt, st, watch, reply, addr)
         except Stopped:
             pass
 

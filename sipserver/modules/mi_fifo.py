@@ -11,6 +11,11 @@ Differences from 1.6, all on the safe side: without fifo_name the FIFO is
 (sipserver.mi.paths), never a sticky /tmp; a reply_dir without a trailing
 slash gets one; a parse error skips the rest of that request only (1.6 also
 swallowed the next request).
+
+Async commands (t_uac_dlg): as in 1.6 the client's reply FIFO is opened
+only when a reply is there, and once for every reply (spec §1.7); the
+process serves other requests while the answer is pending
+(sipserver.mi.pending), polling for it between them.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from ..core.modload import ModuleError
 from ..core.runtime import L_CRIT, L_DBG, L_ERR, L_INFO, L_WARN
 from ..mi import paths
 from ..mi.paths import resolve_group, resolve_user
+from ..mi.pending import PendingReply, Waiting
 from ..mi.procloop import Stopped, StopWatch
 from ..mi.registry import mi_registry
 from ..mi.text import (
@@ -37,6 +43,7 @@ from ..mi.text import (
     format_reply,
     read_fifo_request,
 )
+from ..mi.tree import MIReply
 
 DEFAULT_REPLY_DIR = "/tmp/"
 FIFO_REPLY_RETRIES = 4
@@ -139,12 +146,22 @@ def _destroy(module: LoadedModule) -> None:
 # ------------------------------------------------------------ the process
 
 class _FifoStream:
-    """fgets over the server FIFO, waking up for SIGTERM."""
+    """fgets over the server FIFO, waking up for SIGTERM and for async answers."""
 
-    def __init__(self, fd: int, watch: StopWatch) -> None:
+    def __init__(self, fd: int, watch: StopWatch, waiting: Waiting | None = None) -> None:
         self.fd = fd
         self.watch = watch
+        self.waiting = waiting if waiting is not None else Waiting()
         self.buf = bytearray()
+
+    def _wait_readable(self) -> None:
+        """Sleep until the FIFO has data, delivering async answers meanwhile."""
+        while True:
+            timeout = self.waiting.timeout()
+            ready = self.watch.wait({self.fd: select.POLLIN}, timeout)
+            self.waiting.service()
+            if ready:
+                return
 
     def readline(self, size: int) -> bytes:
         if size <= 1:
@@ -156,7 +173,7 @@ class _FifoStream:
                 return self._take(nl + 1)
             if len(self.buf) >= limit:
                 return self._take(limit)
-            self.watch.wait({self.fd: select.POLLIN})
+            self._wait_readable()
             try:
                 data = os.read(self.fd, 65536)
             except BlockingIOError:
@@ -233,6 +250,7 @@ class _FifoServer:
         self.state: FifoState = module.state
         self.watch = watch
         self.mi = mi_registry(self.rt)
+        self.waiting = Waiting(lambda text: self.rt.log(L_ERR, f"mi_fifo: {text}"))
 
     def kind(self, name: str) -> int:
         cmd = self.mi.lookup(name)
@@ -259,19 +277,54 @@ class _FifoServer:
 
     def answer(self, req: Any) -> None:
         path = self.state.reply_dir + req.reply_name
+        cmd = self.mi.lookup(req.command) if req.error is None else None
+        if cmd is not None and cmd.export.async_:
+            self.answer_async(req, cmd, path)
+            return
         fd = open_reply_pipe(self.rt, path)
         if fd is None:
             return
         try:
-            data = self.reply_bytes(req)
+            self.write_reply(fd, path, self.reply_bytes(req))
+        finally:
+            os.close(fd)
+
+    def answer_async(self, req: Any, cmd: Any, path: str) -> None:
+        """1.6 async commands: the reply FIFO is opened only when a reply is there,
+        once per reply (each provisional one too); meanwhile other requests are served."""
+        result = self.mi.execute(cmd, req.args)
+        if not isinstance(result, PendingReply):  # answered at once (a bad argument ...)
+            self.deliver(path, self.tree_bytes(req.command, result))
+            return
+
+        def deliver(reply: MIReply, final: bool) -> None:
+            self.deliver(path, format_reply(reply, self.state.indent))
+
+        self.waiting.add(result, deliver)
+
+    def deliver(self, path: str, data: bytes) -> None:
+        fd = open_reply_pipe(self.rt, path)
+        if fd is None:
+            return
+        try:
+            self.write_reply(fd, path, data)
+        finally:
+            os.close(fd)
+
+    def write_reply(self, fd: int, path: str, data: bytes) -> None:
+        try:
             if data:
                 _write_all(fd, data, self.watch)
         except (BrokenPipeError, TimeoutError) as e:
             self.rt.log(L_ERR, f"mi_fifo: reply to {path} lost: {e}")
         except OSError as e:
             self.rt.log(L_ERR, f"mi_fifo: reply to {path} failed: {e.strerror}")
-        finally:
-            os.close(fd)
+
+    def tree_bytes(self, command: str, reply: MIReply | None) -> bytes:
+        if reply is None:
+            self.rt.log(L_ERR, f"mi_fifo: command ({command}) processing failed")
+            return fifo_error("failed", command)
+        return format_reply(reply, self.state.indent)
 
     def reply_bytes(self, req: Any) -> bytes:
         if req.error is not None:
@@ -282,12 +335,11 @@ class _FifoServer:
         if cmd is None:  # gone meanwhile: cannot happen, the table is fixed
             return fifo_error("not available", req.command)
         reply = self.mi.execute(cmd, req.args)
+        if isinstance(reply, PendingReply):  # only async commands answer one, not seen here
+            reply = reply.wait()
         if cmd.export.no_reply:
             return b""
-        if reply is None:
-            self.rt.log(L_ERR, f"mi_fifo: command ({req.command}) processing failed")
-            return fifo_error("failed", req.command)
-        return format_reply(reply, self.state.indent)
+        return self.tree_bytes(req.command, reply)
 
 
 def fifo_process(module: LoadedModule, rank: int) -> None:
@@ -310,7 +362,7 @@ def fifo_process(module: LoadedModule, rank: int) -> None:
         with StopWatch() as watch:
             server = _FifoServer(module, watch)
             try:
-                server.serve(_FifoStream(rfd, watch))
+                server.serve(_FifoStream(rfd, watch, server.waiting))
             except Stopped:
                 pass
     finally:

@@ -11,7 +11,9 @@ opensips-cli) drive sipserver unchanged::
 
 It runs in the httpd process. Every MI command of the server answers;
 JSON-RPC mapping in sipserver.mi.json. HTTP: POST only (405 otherwise),
-an empty body is 400, a notification (no id) gets 202 and no body.
+an empty body is 400, a notification (no id) gets 202 and no body. An
+async command (t_uac_dlg) answers with its final reply only; its request
+waits in its own thread while other requests are served.
 
 Parameters: root (the URL path, default "mi"), pretty_printing (0/1).
 """
@@ -24,6 +26,7 @@ from typing import Any
 from ..core.exports import LoadedModule, ModuleExports, ParamExport
 from ..core.modload import ModuleError
 from ..mi.json import CommandInfo, dumps, handle_request
+from ..mi.pending import PendingReply
 from ..mi.registry import mi_registry
 from ..mi.tree import MINodeArg, MIReply
 from . import httpd
@@ -51,7 +54,12 @@ class MIHttp:
         if cmd is None:
             return None
         with _LOCK:
-            return mi.execute(cmd, args)
+            reply = mi.execute(cmd, args)
+        if isinstance(reply, PendingReply):
+            # an async command: this request's thread waits for the final reply
+            # (bounded by the command), the other clients are served meanwhile
+            return reply.wait()
+        return reply
 
     def page(self, method: str, path: str, headers: Any, body: bytes) -> tuple[int, str, bytes]:
         if method != "POST":

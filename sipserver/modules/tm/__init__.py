@@ -155,7 +155,7 @@ exports = ModuleExports(
     stats=[StatExport(name, no_reset=(name == "inuse_transactions")) for name in STATS],
     mod_init=_mod_init,
     mi_cmds=[
-        MICmdExport("t_uac_dlg", mi.mi_t_uac_dlg,
+        MICmdExport("t_uac_dlg", mi.mi_t_uac_dlg, async_=True,
                     params=("method", "ruri", "next_hop", "socket", "headers", "body")),
         MICmdExport("t_uac_cancel", mi.mi_t_uac_cancel, params=("callid", "cseq")),
         MICmdExport("t_hash", mi.mi_t_hash, no_input=True),

@@ -1,13 +1,16 @@
 """tm's MI commands (1.6 modules/tm/mi.c): t_uac_dlg, t_uac_cancel, t_hash, t_reply.
 
-`t_uac_dlg` is asynchronous in 1.6 (the answer is written when the final
-reply comes). Here the MI process sends the request itself and waits for
-the final reply, which the receiver (or, for a timeout, the timer process)
-hands over through shared memory (`LocalUac.results`, via the named
-callback `tm:mi_uac_dlg`); the wait is bounded by fr_timer (plus
-fr_inv_timer for an INVITE) and a margin. While it waits the MI process
-serves nothing else. Provisional replies are not reported
-(`pass_provisional_replies` concerns the API callers only).
+`t_uac_dlg` is asynchronous, as in 1.6 (`MICmdExport(async_=True)`): the MI
+process sends the request and returns a pending answer
+(`UacDlgReply`, sipserver.mi.pending); it then serves other commands. The
+replies reach it through shared memory: the named callback `tm:mi_uac_dlg`,
+run by the receiver that got a reply (or by the timer process for a
+timeout), appends `(code, reply bytes)` to `LocalUac.results` under the
+request's token, and the MI loop polls that entry. The final reply
+completes the answer; with tm's `pass_provisional_replies` every 1xx is
+an answer of its own first (one FIFO reply / one datagram each, as 1.6
+writes them). The wait is bounded by fr_timer (plus fr_inv_timer for an
+INVITE) and a margin: past it the answer is the 408 tm would have made.
 
 Reply of t_uac_dlg: `200 OK`, then `<code> <reason>`, the remote target
 (Contact of a 2xx) or `.`, the next hop or `.`, `Route: <...>, <...>` or
@@ -28,6 +31,7 @@ from collections import Counter
 from typing import Any
 
 from ...core.reply import err2reason
+from ...mi.pending import PendingReply
 from ...mi.tree import MINode, MIReply, missing_params
 from ...sip.errors import ParseError
 from ...sip.message import SipMsg, parse_message
@@ -45,11 +49,11 @@ from .api import (
 from .store import TmState
 from .uas import error_text
 
-__all__ = ["mi_t_hash", "mi_t_reply", "mi_t_uac_cancel", "mi_t_uac_dlg", "uac_reply_tree"]
+__all__ = ["UacDlgReply", "mi_t_hash", "mi_t_reply", "mi_t_uac_cancel", "mi_t_uac_dlg",
+           "uac_reply_tree"]
 
 TM_TABLE_ENTRIES = 65536
 CALLBACK = "tm:mi_uac_dlg"
-POLL = 0.01
 MARGIN = 2.0
 
 
@@ -66,11 +70,18 @@ def _dot(value: str) -> bool:
 
 
 def _deliver(reply: SipMsg | None, code: int, param: Any) -> None:
-    """The named callback: store the final reply where the MI process waits."""
+    """The named callback: queue a reply (1xx too) where the MI process looks."""
     lu, token = current_local_uac(), param
-    if code < 200 or lu is None or not isinstance(token, str):
+    if lu is None or not isinstance(token, str):
         return
-    lu.results.put(token.encode(), marshal.dumps((code, reply.buf if reply is not None else b"")))
+    item = (code, reply.buf if reply is not None else b"")
+
+    def append(old: bytes | None) -> bytes:
+        items = list(marshal.loads(old)) if old is not None else []
+        items.append(item)
+        return marshal.dumps(items)
+
+    lu.results.update(token.encode(), append)
 
 
 register_uac_callback(CALLBACK, _deliver)
@@ -138,7 +149,7 @@ def uac_reply_tree(code: int, reply: SipMsg | None) -> MIReply:
     return root
 
 
-def mi_t_uac_dlg(args: list[Any], rt: Any, module: Any) -> MIReply | None:
+def mi_t_uac_dlg(args: list[Any], rt: Any, module: Any) -> MIReply | PendingReply | None:
     if len(args) not in (5, 6):
         return missing_params()
     st = _state(module)
@@ -163,21 +174,35 @@ def mi_t_uac_dlg(args: list[Any], rt: Any, module: Any) -> MIReply | None:
     if lu is None:
         return MIReply.error(202, "Accepted")
     wait = st.fr + (st.fr_inv if method == "INVITE" else 0.0) + MARGIN
-    deadline = time.monotonic() + wait
-    key = token.encode()
-    while time.monotonic() < deadline:
-        data = lu.results.pop(key)
-        if data is not None:
-            code, raw = marshal.loads(data)
+    return UacDlgReply(lu, token, time.monotonic() + wait)
+
+
+class UacDlgReply(PendingReply):
+    """The answer t_uac_dlg owes: the replies queued under its token."""
+
+    def __init__(self, lu: Any, token: str, deadline: float) -> None:
+        super().__init__(deadline)
+        self.lu = lu
+        self.key = token.encode()
+
+    def fetch(self) -> list[tuple[MIReply, bool]]:
+        data = self.lu.results.pop(self.key)
+        if data is None:
+            return []
+        out = []
+        for code, raw in marshal.loads(data):
             reply = None
             if raw:
                 try:
                     reply = parse_message(raw)
                 except ParseError:
                     reply = None
-            return uac_reply_tree(code, reply)
-        time.sleep(POLL)
-    return uac_reply_tree(408, None)
+            out.append((uac_reply_tree(code, reply), code >= 200))
+        return out
+
+    def expired(self) -> MIReply:
+        self.lu.results.pop(self.key)
+        return uac_reply_tree(408, None)
 
 
 # ---------------------------------------------------------------- t_uac_cancel

@@ -314,11 +314,13 @@ def test_receiver_keeps_the_connection_id() -> None:
     r = ScriptRunner(TCP_LISTEN + 'route { sl_send_reply("404", "Not Found"); }', modules=["sl"])
     Receiver(r.rt).handle(TCP_INVITE, "10.0.0.1", 40000, _tcp_rcv(r), proto="tcp", conn=7)
     assert len(r.sent) == 1 and r.transport.conns == [7]
-    # a message that does not parse is answered on its connection too
+    # a message that does not parse is answered on its connection too, with the
+    # address a new connection would go to (sent-by port, no rport) as for the 404
     bad = TCP_INVITE.replace(b"CSeq: 314159 INVITE\r\n", b"CSeq: x INVITE\r\n")
     Receiver(r.rt).handle(bad, "10.0.0.1", 40000, _tcp_rcv(r), proto="tcp", conn=9)
     assert len(r.sent) == 2 and r.sent[1][2].startswith(b"SIP/2.0 400 ")
-    assert r.sent[1][1] == Destination("tcp", "10.0.0.1", 40000) and r.transport.conns[1] == 9
+    assert r.sent[1][1] == r.sent[0][1] == Destination("tcp", "10.0.0.1", 5060)
+    assert r.transport.conns[1] == 9
 
 
 def test_conn_id_param_round_trips() -> None:

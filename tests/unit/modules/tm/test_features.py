@@ -551,14 +551,17 @@ def test_t_write_fixup_errors() -> None:
 # ---------------------------------------------------------------- item 6: TCP
 
 
-def test_replies_over_tcp_go_to_the_connection_address() -> None:
+def test_replies_over_tcp_go_on_the_request_connection() -> None:
     r, st, clock = runner("listen=udp:127.0.0.1:5060\nlisten=tcp:127.0.0.1:5060\n"
                           "route { t_relay(); }", params='modparam("tm", "fr_timer", 1)\n')
     tcp = next(s for s in r.transport.sockets if s.proto == "tcp")
     r.request(invite().replace(b"SIP/2.0/UDP 127.0.0.2:5070", b"SIP/2.0/TCP 127.0.0.2:5070"),
-              src=("127.0.0.2", 40000), proto="tcp", rcv=tcp)
-    assert r.sent[0][1] == Destination("tcp", "127.0.0.2", 40000)  # the 100
+              src=("127.0.0.2", 40000), proto="tcp", rcv=tcp, conn=5)
+    # the 100 goes on connection 5; were it closed, a new one would go to the
+    # source IP and the Via port (no rport), as 1.6 and RFC 3261 18.2.2 do
+    assert r.sent[0][1] == Destination("tcp", "127.0.0.2", 5070) and r.transport.conns[0] == 5
     clock.now += 1.5
-    run_timers(st)  # the timer process: the 408 takes the same address
+    run_timers(st)  # the timer process: the 408 takes the same connection
     assert first_line(r.sent[-1][2]) == "SIP/2.0 408 Request Timeout"
-    assert r.sent[-1][1] == Destination("tcp", "127.0.0.2", 40000) and r.sent[-1][0] is tcp
+    assert r.sent[-1][1] == Destination("tcp", "127.0.0.2", 5070) and r.sent[-1][0] is tcp
+    assert r.transport.conns[-1] == 5

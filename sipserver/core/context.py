@@ -45,15 +45,25 @@ class AvpStore:
     """AVPs of one message/transaction: per name a stack, newest first.
 
     `$avp(s:x)` is index 0 (the newest), `[-1]` the oldest, as in 1.6.
+    A value may carry flag bits (1.6 keeps them in each AVP, e.g. avpops'
+    "already in the DB" mark); they follow their value and are dropped when
+    it is replaced or deleted. Names without flagged values cost nothing.
     """
 
-    __slots__ = ("_d",)
+    __slots__ = ("_d", "_f")
 
     def __init__(self) -> None:
         self._d: dict[AvpName, list[int | str]] = {}
+        self._f: dict[AvpName, list[int]] = {}  # flags per value, only for names that have some
 
-    def add(self, name: AvpName, value: int | str) -> None:
-        self._d.setdefault(name, []).insert(0, value)
+    def add(self, name: AvpName, value: int | str, flags: int = 0) -> None:
+        values = self._d.setdefault(name, [])
+        values.insert(0, value)
+        f = self._f.get(name)
+        if f is not None:
+            f.insert(0, flags)
+        elif flags:
+            self._f[name] = [flags] + [0] * (len(values) - 1)
 
     def get(self, name: AvpName, index: int = 0) -> Value:
         values = self._d.get(name)
@@ -67,11 +77,27 @@ class AvpStore:
     def get_all(self, name: AvpName) -> list[int | str]:
         return list(self._d.get(name, ()))
 
+    def flags(self, name: AvpName) -> list[int]:
+        """The flag bits of each value of `name`, in get_all order."""
+        f = self._f.get(name)
+        return list(f) if f is not None else [0] * len(self._d.get(name, ()))
+
+    def set_flags(self, name: AvpName, index: int, flags: int) -> None:
+        """OR `flags` into the value at `index` (ignored when there is none)."""
+        values = self._d.get(name)
+        if not values or not -len(values) <= index < len(values):
+            return
+        f = self._f.setdefault(name, [0] * len(values))
+        f[index] |= flags
+
     def replace(self, name: AvpName, index: int, value: int | str) -> bool:
         values = self._d.get(name)
         if not values or not -len(values) <= index < len(values):
             return False
         values[index] = value
+        f = self._f.get(name)
+        if f is not None:
+            f[index] = 0
         return True
 
     def delete(self, name: AvpName, index: int | None = 0) -> None:
@@ -81,11 +107,16 @@ class AvpStore:
             return
         if index is None:
             del self._d[name]
+            self._f.pop(name, None)
             return
         if -len(values) <= index < len(values):
             del values[index]
+            f = self._f.get(name)
+            if f is not None:
+                del f[index]
         if not values:
             del self._d[name]
+            self._f.pop(name, None)
 
     def names(self) -> list[AvpName]:
         return list(self._d)
@@ -93,6 +124,7 @@ class AvpStore:
     def copy(self) -> AvpStore:
         other = AvpStore()
         other._d = {k: list(v) for k, v in self._d.items()}
+        other._f = {k: list(v) for k, v in self._f.items()}
         return other
 
     def __contains__(self, name: AvpName) -> bool:

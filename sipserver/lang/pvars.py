@@ -423,6 +423,10 @@ class AvpPV(PV):
             raise PVError(f"{self.raw}: null or empty AVP name")
         return v if type(v) is int else str(v)
 
+    def name_at(self, ctx: MsgContext) -> int | str:
+        """The AVP name for this message (a dynamic name is evaluated); for modules."""
+        return self._name(ctx)
+
     def get(self, ctx: MsgContext) -> Value:
         name = self._name(ctx)
         idx = self.index

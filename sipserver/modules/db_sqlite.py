@@ -1,7 +1,8 @@
 """db_sqlite: the embedded default database (stdlib sqlite3; no 1.6 equivalent).
 
-URL `sqlite:///abs/path.db` (a relative path, `sqlite://rel/path.db`, is
-relative to the working directory). Many sipserver processes share the
+URL `sqlite:///abs/path.db`; a relative path, `sqlite://rel/path.db`, is
+relative to the config file's directory in the server (as db_text URLs
+are in 1.6), to the working directory elsewhere (sipctl). Many sipserver processes share the
 file, so every connection uses WAL journaling (readers never block the
 writer) and waits up to `busy_timeout` ms for a lock instead of failing
 at once. Each process opens its own connection, lazily and again after a
@@ -37,11 +38,14 @@ def _parse_datetime(text: str) -> datetime.datetime | str:
         return text
 
 
-def db_path(url: DbUrl) -> str:
-    """The file a sqlite URL names (`sqlite:///abs` or `sqlite://relative`)."""
+def db_path(url: DbUrl, base: str | None = None) -> str:
+    """The file a sqlite URL names (`sqlite:///abs` or `sqlite://relative`,
+    relative to `base` when given, else to the working directory)."""
     path = url.database
     if not path or path in ("/", "."):
         raise DbUrlError(f'db_url "{url.text}": missing database file')
+    if base and not os.path.isabs(path):
+        path = os.path.join(base, path)
     return os.path.abspath(path)
 
 
@@ -53,9 +57,10 @@ class SqliteConnection(SqlConnection):
     caps = CAP_ALL
     lib_errors = (sqlite3.Error,)
 
-    def __init__(self, url: DbUrl, busy_timeout: int = DEFAULT_BUSY_TIMEOUT) -> None:
+    def __init__(self, url: DbUrl, busy_timeout: int = DEFAULT_BUSY_TIMEOUT,
+                 base: str | None = None) -> None:
         super().__init__(url)
-        self.path = db_path(url)
+        self.path = db_path(url, base)
         self.busy_timeout = busy_timeout
 
     def _open(self) -> Any:
@@ -81,7 +86,9 @@ def _open(url: DbUrl, module: Any) -> SqliteConnection:
     timeout = DEFAULT_BUSY_TIMEOUT
     if module is not None and getattr(module, "params", None):
         timeout = int(module.params.get("busy_timeout", timeout))
-    return SqliteConnection(url, timeout)
+    rt = getattr(module, "rt", None)
+    cfg_file = rt.config.get("cfg_file") if rt is not None and rt.config else None
+    return SqliteConnection(url, timeout, os.path.dirname(cfg_file) if cfg_file else None)
 
 
 def _mod_init(module: LoadedModule) -> None:

@@ -122,3 +122,16 @@ def test_connection_reopens_after_fork(url: str) -> None:
     con.insert("silo", ["src_addr"], ["parent2"])  # the parent's handle still works
     assert [r[0] for r in con.query("silo", columns=["src_addr"], order="id").rows] == \
         ["parent", "child", "parent2"]
+
+
+def test_a_relative_sqlite_path_is_relative_to_the_config_file(tmp_path) -> None:
+    from sipserver.db.api import db_bind
+    from sipserver.testing import ScriptRunner
+
+    cfg_dir = tmp_path / "etc"
+    cfg_dir.mkdir()
+    r = ScriptRunner("route { exit; }", modules=["db_sqlite"],
+                     filename=str(cfg_dir / "opensips.cfg"))
+    con = db_bind(r.compiled.registry, "sqlite://data/s.db").connect()
+    assert con.path == str(cfg_dir / "data" / "s.db")
+    con.close()

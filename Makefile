@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/sipserver -f opensips.cfg.example -F -E
+	VENV=$(VENV) bash scripts/run-example.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sipserver tests bench

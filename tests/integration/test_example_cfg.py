@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.dbfixtures import create_schema
+
 from .server import ROOT, SipServer, udp_exchange
 from .test_server_mi import sipctl
 
@@ -14,6 +16,8 @@ def test_example_cfg_runs_and_answers(tmp_path: Path) -> None:
            .replace("listen=udp:127.0.0.1:5060", "listen=udp:127.0.0.1:@PORT@")
            .replace("/tmp/sipserver_example_fifo", str(fifo))
            .replace("debug=3", "debug=1"))
+    # the example keeps its database beside the config file (make run creates it)
+    create_schema(f"sqlite://{tmp_path}/sipserver.db", ["version", "location", "subscriber"])
     server = SipServer(tmp_path, cfg).start()
     try:
         port = server.port

@@ -16,10 +16,12 @@ a caller never builds SQL from values (raw_query takes `params`).
 from __future__ import annotations
 
 import datetime
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.runtime import L_ERR
 from .url import DbUrl, DbUrlError, parse_db_url
 
 __all__ = [
@@ -213,3 +215,57 @@ def check_table_version(con: DbConnection, table: str, expected: int) -> None:
         raise DbError(f"invalid table version for {table} (found {found}, "
                       f"expected {expected}): create or migrate it with "
                       "`sipctl db create` / `sipctl db migrate`")
+
+
+class ProcessConnection:
+    """A module's connection in this process: opened on first use, and opened
+    anew in a child after a fork (a connection is never shared across one).
+
+    Modules keep one in their state: `get()` on each use, `open_or_log()` in
+    child_init (a DB that is down is logged there and retried on use),
+    `close()` in destroy.
+    """
+
+    __slots__ = ("_con", "_pid", "binding")
+
+    def __init__(self, binding: DbBinding | None) -> None:
+        self.binding = binding
+        self._con: DbConnection | None = None
+        self._pid = 0
+
+    def get(self) -> DbConnection:
+        """This process's connection (DbError when no db_url is configured)."""
+        pid = os.getpid()
+        if self._con is None or self._pid != pid:
+            if self.binding is None:
+                raise DbError("no database URL is configured")
+            self._con = self.binding.connect()
+            self._pid = pid
+        return self._con
+
+    def use(self, con: DbConnection | None) -> None:
+        """Make `con` this process's connection (None: reconnect on next use)."""
+        self._con, self._pid = con, os.getpid()
+
+    def open_or_log(self, rt: Any, module: str) -> None:
+        """child_init: connect now; a failure is logged and retried on use."""
+        if self.binding is None:
+            return
+        try:
+            self.get()
+        except DbError as e:
+            rt.log(L_ERR, f"{module}: unable to connect to the database: {e}")
+
+    def close(self) -> None:
+        if self._con is not None and self._pid == os.getpid():
+            self._con.close()
+        self._con = None
+
+
+def as_text(value: DbValue) -> str:
+    """A column value as text: NULL is "", BLOBs are latin-1 (1.6 str semantics)."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    return str(value)

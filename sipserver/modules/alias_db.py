@@ -17,9 +17,8 @@ does not check the table's version.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.context import MAX_BRANCHES, Branch, MsgContext
@@ -37,7 +36,14 @@ from ..core.exports import (
     ParamExport,
 )
 from ..core.runtime import L_DBG, L_ERR, L_INFO
-from ..db.api import CAP_QUERY, DbBinding, DbConnection, DbError, db_bind
+from ..db.api import (
+    CAP_QUERY,
+    DbBinding,
+    DbError,
+    ProcessConnection,
+    as_text,
+    db_bind,
+)
 from ..lang.pv import PVError
 from ..sip.errors import ParseError
 from ..sip.uri import Uri, parse_uri
@@ -58,25 +64,10 @@ class AliasState:
     alias_domain_column: str
     domain_prefix: str
     append_branches: bool
-    con: DbConnection | None = None
-    pid: int = 0
+    db: ProcessConnection = field(init=False)  # this process's connection
 
-
-def _connection(st: AliasState) -> DbConnection:
-    """This process's connection (opened on first use after a fork)."""
-    pid = os.getpid()
-    if st.con is None or st.pid != pid:
-        st.con = st.binding.connect()
-        st.pid = pid
-    return st.con
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        return value.decode("latin-1")
-    return str(value)
+    def __post_init__(self) -> None:
+        self.db = ProcessConnection(self.binding)
 
 
 SetAlias = Callable[[MsgContext, str, int], bool]
@@ -99,7 +90,7 @@ def alias_db_query(ctx: MsgContext, st: AliasState, table: str, uri: Uri, flags:
             host = host[len(prefix):]
         values.append(host)
     try:
-        res = _connection(st).query(table, keys[:len(values)], None, values, cols)
+        res = st.db.get().query(table, keys[:len(values)], None, values, cols)
     except (DbError, OSError) as e:
         ctx.rt.log(L_ERR, f"alias_db: failed to query database: {e}")
         return -1
@@ -107,7 +98,7 @@ def alias_db_query(ctx: MsgContext, st: AliasState, table: str, uri: Uri, flags:
         ctx.rt.log(L_DBG, "alias_db: no alias found for R-URI")
         return -1
     for i, (user, domain) in enumerate(res.rows):
-        alias = f"sip:{_text(user)}@{_text(domain)}"
+        alias = f"sip:{as_text(user)}@{as_text(domain)}"
         ctx.rt.log(L_DBG, f"alias_db: new URI [{i}] is [{alias}]")
         if not set_alias(ctx, alias, i):
             ctx.rt.log(L_ERR, "alias_db: error while setting alias")
@@ -257,17 +248,13 @@ def _child_init(module: LoadedModule, rank: int) -> None:
     st: AliasState | None = module.state
     if st is None:
         return
-    try:
-        _connection(st)
-    except DbError as e:
-        module.rt.log(L_ERR, f"alias_db: unable to connect database: {e}")
+    st.db.open_or_log(module.rt, "alias_db")
 
 
 def _destroy(module: LoadedModule) -> None:
     st: AliasState | None = module.state
-    if st is not None and st.con is not None:
-        st.con.close()
-        st.con = None
+    if st is not None:
+        st.db.close()
 
 
 _RF = REQUEST_ROUTE | FAILURE_ROUTE

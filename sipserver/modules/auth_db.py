@@ -21,10 +21,9 @@ CANCEL are always authorized.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.context import MsgContext
@@ -37,7 +36,14 @@ from ..core.exports import (
     ParamExport,
 )
 from ..core.runtime import L_DBG, L_ERR, L_INFO
-from ..db.api import DbBinding, DbConnection, DbError, check_table_version, db_bind
+from ..db.api import (
+    DbBinding,
+    DbError,
+    ProcessConnection,
+    as_text,
+    check_table_version,
+    db_bind,
+)
 from .auth.api import (
     AUTH_ERROR,
     DO_AUTHORIZATION,
@@ -77,8 +83,10 @@ class AuthDbState:
     pass_column_2: str
     calc_ha1: bool
     use_domain: bool
-    con: DbConnection | None = None
-    pid: int = 0
+    db: ProcessConnection = field(init=False)  # this process's connection
+
+    def __post_init__(self) -> None:
+        self.db = ProcessConnection(self.binding)
 
 
 # ---------------------------------------------------------------- load_credentials
@@ -116,23 +124,6 @@ def parse_credentials_list(text: str, env: Any) -> list[CredAvp]:
 # ---------------------------------------------------------------- DB access
 
 
-def _connection(st: AuthDbState) -> DbConnection:
-    """This process's connection (opened on first use after a fork)."""
-    pid = os.getpid()
-    if st.con is None or st.pid != pid:
-        st.con = st.binding.connect()
-        st.pid = pid
-    return st.con
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        return value.decode("latin-1")
-    return str(value)
-
-
 def get_ha1(st: AuthDbState, cred: Any, realm: str, table: str) -> tuple[str, tuple] | None:
     """(HA1, the row) for the digest username, None when no row matches.
 
@@ -143,12 +134,12 @@ def get_ha1(st: AuthDbState, cred: Any, realm: str, table: str) -> tuple[str, tu
     keys = [st.user_column, st.domain_column]
     values = [cred.user or "", domain if domain else realm]
     n = 2 if st.use_domain else 1
-    res = _connection(st).query(table, keys[:n], None, values[:n],
-                                [column] + [c.column for c in st.creds])
+    res = st.db.get().query(table, keys[:n], None, values[:n],
+                            [column] + [c.column for c in st.creds])
     if not res.rows:
         return None
     row = res.rows[0]
-    secret = _text(row[0])
+    secret = as_text(row[0])
     if st.calc_ha1:
         return st.api.calc_ha1(cred.username or "", realm, secret), row
     return secret, row
@@ -265,17 +256,13 @@ def _child_init(module: LoadedModule, rank: int) -> None:
     st: AuthDbState | None = module.state
     if st is None:
         return
-    try:
-        _connection(st)
-    except DbError as e:
-        module.rt.log(L_ERR, f"auth_db: unable to connect to the database: {e}")
+    st.db.open_or_log(module.rt, "auth_db")
 
 
 def _destroy(module: LoadedModule) -> None:
     st: AuthDbState | None = module.state
-    if st is not None and st.con is not None:
-        st.con.close()
-        st.con = None
+    if st is not None:
+        st.db.close()
 
 
 exports = ModuleExports(

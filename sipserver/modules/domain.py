@@ -20,10 +20,9 @@ As in 1.6 the module also makes `myself` true for the local domains
 
 from __future__ import annotations
 
-import os
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.context import MsgContext
@@ -41,7 +40,13 @@ from ..core.exports import (
     ParamExport,
 )
 from ..core.runtime import L_DBG, L_ERR
-from ..db.api import DbBinding, DbConnection, DbError, check_table_version, db_bind
+from ..db.api import (
+    DbBinding,
+    DbError,
+    ProcessConnection,
+    check_table_version,
+    db_bind,
+)
 from ..lang.pv import PVError, str_of
 from ..mi.tree import MIReply
 from ..shm.locks import new_lock
@@ -174,17 +179,10 @@ class DomainState:
     table: str
     column: str
     shared: SharedDomains | None = None
-    con: DbConnection | None = None
-    pid: int = 0
+    db: ProcessConnection = field(init=False)  # this process's connection
 
-
-def _connection(st: DomainState) -> DbConnection:
-    """This process's connection (opened on first use after a fork)."""
-    pid = os.getpid()
-    if st.con is None or st.pid != pid:
-        st.con = st.binding.connect()
-        st.pid = pid
-    return st.con
+    def __post_init__(self) -> None:
+        self.db = ProcessConnection(self.binding)
 
 
 # ---------------------------------------------------------------- lookups
@@ -194,7 +192,7 @@ def is_domain_local(st: DomainState, rt: Any, host: str) -> int:
     """1 when `host` is a local domain, -1 when not, -3 on a DB error."""
     if st.db_mode == 0:
         try:
-            res = _connection(st).query(st.table, (st.column,), None, (host,), (st.column,))
+            res = st.db.get().query(st.table, (st.column,), None, (host,), (st.column,))
         except (DbError, OSError) as e:
             rt.log(L_ERR, f"domain: error while querying database: {e}")
             return ERR_DB
@@ -211,7 +209,7 @@ def reload_domain_table(st: DomainState, rt: Any) -> bool:
     """Read the table into shared memory; False (logged, old list kept) on failure."""
     assert st.shared is not None
     try:
-        res = _connection(st).query(st.table, (), None, (), (st.column,))
+        res = st.db.get().query(st.table, (), None, (), (st.column,))
     except (DbError, OSError) as e:
         rt.log(L_ERR, f"domain: error while querying database: {e}")
         return False
@@ -357,7 +355,7 @@ def _mod_init(module: LoadedModule) -> None:
         seg = getattr(rt, "shm", None) or Segment(PRIVATE_SHM)
         st.shared = SharedDomains(seg)
         try:
-            check_table_version(_connection(st), st.table, TABLE_VERSION)
+            check_table_version(st.db.get(), st.table, TABLE_VERSION)
             if not reload_domain_table(st, rt):
                 raise ValueError("domain: domain table reload failed")
         finally:
@@ -373,19 +371,14 @@ def _mod_init(module: LoadedModule) -> None:
 
 
 def _close(st: DomainState) -> None:
-    if st.con is not None:
-        st.con.close()
-        st.con = None
+    st.db.close()
 
 
 def _child_init(module: LoadedModule, rank: int) -> None:
     st = module.state
     if not isinstance(st, DomainState) or st.db_mode != 0:
         return
-    try:
-        _connection(st)
-    except DbError as e:
-        module.rt.log(L_ERR, f"domain: unable to connect to the database: {e}")
+    st.db.open_or_log(module.rt, "domain")
 
 
 def _destroy(module: LoadedModule) -> None:

@@ -16,7 +16,6 @@ make start-up fail. aaa_url is accepted; the AAA function comes later.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,7 +34,15 @@ from ..core.exports import (
     ParamExport,
 )
 from ..core.runtime import L_DBG, L_ERR, L_WARN
-from ..db.api import CAP_QUERY, DbBinding, DbConnection, DbError, check_table_version, db_bind
+from ..db.api import (
+    CAP_QUERY,
+    DbBinding,
+    DbConnection,
+    DbError,
+    ProcessConnection,
+    check_table_version,
+    db_bind,
+)
 from ..lang.pv import PVError
 from ..lang.pvars import AvpPV
 from ..sip.errors import ParseError
@@ -62,17 +69,10 @@ class GroupState:
     multiple_gid: bool
     # (compiled regex, group id) in 1.6's order: the last row read is tried first
     re_list: list[tuple[re.Pattern[str], int]] = field(default_factory=list)
-    con: DbConnection | None = None
-    pid: int = 0
+    db: ProcessConnection = field(init=False)  # this process's connection
 
-
-def _connection(st: GroupState) -> DbConnection:
-    """This process's connection (opened on first use after a fork)."""
-    pid = os.getpid()
-    if st.con is None or st.pid != pid:
-        st.con = st.binding.connect()
-        st.pid = pid
-    return st.con
+    def __post_init__(self) -> None:
+        self.db = ProcessConnection(self.binding)
 
 
 # ---------------------------------------------------------------- user@domain
@@ -153,7 +153,7 @@ def db_is_user_in(ctx: MsgContext, module: LoadedModule, uri_fmt: Any, grp_fmt: 
         return -1
     n = 3 if st.use_domain else 2
     try:
-        res = _connection(st).query(
+        res = st.db.get().query(
             st.table, (st.user_column, st.group_column, st.domain_column)[:n], None,
             (user, group, domain)[:n], (st.group_column,))
     except (DbError, OSError) as e:
@@ -272,17 +272,13 @@ def _child_init(module: LoadedModule, rank: int) -> None:
     st: GroupState | None = module.state
     if st is None:
         return
-    try:
-        _connection(st)
-    except DbError as e:
-        module.rt.log(L_ERR, f"group: unable to connect to the database: {e}")
+    st.db.open_or_log(module.rt, "group")
 
 
 def _destroy(module: LoadedModule) -> None:
     st: GroupState | None = module.state
-    if st is not None and st.con is not None:
-        st.con.close()
-        st.con = None
+    if st is not None:
+        st.db.close()
 
 
 # ---------------------------------------------------------------- fixups

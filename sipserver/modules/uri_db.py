@@ -24,9 +24,8 @@ checked at start-up whenever db_url is set.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.context import MsgContext
@@ -39,7 +38,14 @@ from ..core.exports import (
     StatExport,
 )
 from ..core.runtime import L_DBG, L_ERR, L_WARN
-from ..db.api import CAP_QUERY, DbBinding, DbConnection, DbError, check_table_version, db_bind
+from ..db.api import (
+    CAP_QUERY,
+    DbBinding,
+    DbError,
+    ProcessConnection,
+    check_table_version,
+    db_bind,
+)
 from ..lang.pv import PVError
 from ..lang.pvars import AvpPV, VarPV
 from ..sip.errors import ParseError
@@ -76,24 +82,15 @@ class UriDbState:
     use_domain: bool
     positive: Any = None  # Stat handles, None without statistics
     negative: Any = None
-    con: DbConnection | None = None
-    pid: int = 0
+    db: ProcessConnection = field(init=False)  # this process's connection
+
+    def __post_init__(self) -> None:
+        self.db = ProcessConnection(self.binding)
 
     def count(self, ok: bool) -> None:
         h = self.positive if ok else self.negative
         if h is not None:
             h.inc()
-
-
-def _connection(st: UriDbState) -> DbConnection:
-    """This process's connection (opened on first use after a fork)."""
-    if st.binding is None:
-        raise DbError("no database URL is configured")
-    pid = os.getpid()
-    if st.con is None or st.pid != pid:
-        st.con = st.binding.connect()
-        st.pid = pid
-    return st.con
 
 
 def _state(ctx: MsgContext, module: LoadedModule) -> UriDbState | None:
@@ -130,7 +127,7 @@ def check_username(ctx: MsgContext, st: UriDbState, uri: Uri) -> int:
     if st.use_uri_table:
         realm = cred.domain or cred.realm or ""
         try:
-            res = _connection(st).query(
+            res = st.db.get().query(
                 st.table, (st.user_column, st.domain_column, st.uriuser_column), None,
                 (digest_user, realm, uri.user), (st.user_column,))
         except (DbError, OSError) as e:
@@ -204,8 +201,8 @@ def db_does_uri_exist(ctx: MsgContext, module: LoadedModule) -> int:
     first = st.uriuser_column if st.use_uri_table else st.user_column
     n = 2 if st.use_domain else 1
     try:
-        res = _connection(st).query(st.table, (first, st.domain_column)[:n], None,
-                                    (uri.user or "", uri.host or "")[:n], (first,))
+        res = st.db.get().query(st.table, (first, st.domain_column)[:n], None,
+                                (uri.user or "", uri.host or "")[:n], (first,))
     except (DbError, OSError) as e:
         ctx.rt.log(L_ERR, f"uri: error while querying database: {e}")
         return ERR_USERNOTFOUND
@@ -239,9 +236,9 @@ def db_get_auth_id(ctx: MsgContext, module: LoadedModule, uri_fmt: Any, user_pv:
     first = st.uriuser_column if st.use_uri_table else st.user_column
     n = 2 if st.use_domain else 1
     try:
-        res = _connection(st).query(st.table, (first, st.domain_column)[:n], None,
-                                    (uri.user, uri.host or "")[:n],
-                                    (st.user_column, st.domain_column))
+        res = st.db.get().query(st.table, (first, st.domain_column)[:n], None,
+                                (uri.user, uri.host or "")[:n],
+                                (st.user_column, st.domain_column))
     except (DbError, OSError) as e:
         ctx.rt.log(L_ERR, f"uri: error while querying database: {e}")
         return ERR_DBQUERY
@@ -357,14 +354,10 @@ def child_init(module: LoadedModule, rank: int) -> None:
     st = module.state
     if not isinstance(st, UriDbState) or st.binding is None:
         return
-    try:
-        _connection(st)
-    except DbError as e:
-        module.rt.log(L_ERR, f"uri: unable to connect to the database: {e}")
+    st.db.open_or_log(module.rt, "uri")
 
 
 def destroy(module: LoadedModule) -> None:
     st = module.state
-    if isinstance(st, UriDbState) and st.con is not None:
-        st.con.close()
-        st.con = None
+    if isinstance(st, UriDbState):
+        st.db.close()

@@ -183,8 +183,7 @@ def test_reload_in_another_process_is_seen(domain_db: tuple[str, str]) -> None:
 def test_reload_failure_keeps_the_old_list(domain_db: tuple[str, str]) -> None:
     r = runner(domain_db, 'modparam("domain", "db_mode", 1)\n')
     st = r.compiled.registry.modules["domain"].state
-    st.con = connect(UNREACHABLE_URL)
-    st.pid = os.getpid()
+    st.db.use(connect(UNREACHABLE_URL))
     assert mi(r, "domain_reload") == b"500 Domain table reload failed\n\n"
     assert "domain: error while querying database" in r.log_text()
     assert mi(r, "domain_dump") == DUMP

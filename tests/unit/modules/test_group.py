@@ -244,12 +244,11 @@ def test_table_versions_checked_at_startup(group_db: tuple[str, str]) -> None:
 def test_db_unreachable_gives_error_code(group_db: tuple[str, str]) -> None:
     r = runner(group_db, "", IS_IN)
     st = r.compiled.registry.modules["group"].state
-    st.con.close()
-    st.con = connect(UNREACHABLE_URL)  # the server went away
+    st.db.close()
+    st.db.use(connect(UNREACHABLE_URL))  # the server went away
     assert ask(r, "Request-URI", "local") == "-5"
     assert "group: failed to query database" in r.log_text()
-    st.con.close()
-    st.con = None  # the next use reconnects to the real DB
+    st.db.close()  # the next use reconnects to the real DB
     assert ask(r, "Request-URI", "local") == "1"
 
 

@@ -133,8 +133,8 @@ def test_check_with_uri_table(uri_db: tuple[str, str]) -> None:
 def test_check_with_uri_table_db_failure(uri_db: tuple[str, str]) -> None:
     r = runner(uri_db, 'modparam("uri", "use_uri_table", 1)\n', CHECK, auth=True)
     st = r.compiled.registry.modules["uri"].state
-    st.con.close()
-    st.con = connect(UNREACHABLE_URL)
+    st.db.close()
+    st.db.use(connect(UNREACHABLE_URL))
     assert check(r, "sip:alice@example.com", "sip:4000@example.com") == ("-8", "-8")
     assert "uri: error while querying database" in r.log_text()
 
@@ -187,12 +187,11 @@ def test_does_uri_exist_in_uri_table(uri_db: tuple[str, str]) -> None:
 def test_does_uri_exist_db_failure(uri_db: tuple[str, str]) -> None:
     r = runner(uri_db, "", EXISTS)
     st = r.compiled.registry.modules["uri"].state
-    st.con.close()
-    st.con = connect(UNREACHABLE_URL)
+    st.db.close()
+    st.db.use(connect(UNREACHABLE_URL))
     assert exists(r, "sip:alice@example.com") == "-4"  # 1.6's code for a failed query
     assert "uri: error while querying database" in r.log_text()
-    st.con.close()
-    st.con = None
+    st.db.close()
     assert exists(r, "sip:alice@example.com") == "1"
 
 
@@ -228,8 +227,8 @@ def test_get_auth_id(uri_db: tuple[str, str]) -> None:
     r = runner(uri_db, "", AUTH_ID)  # subscriber table, by username only
     assert auth_id(r, "sip:bob@anything") == "r=1 au=bob ar=example.com"
     st = r.compiled.registry.modules["uri"].state
-    st.con.close()
-    st.con = connect(UNREACHABLE_URL)
+    st.db.close()
+    st.db.use(connect(UNREACHABLE_URL))
     assert auth_id(r, "sip:bob@anything") == "r=-8 au=<null> ar=0"
 
 

@@ -30,6 +30,8 @@ bench: $(STAMP)
 	$(PY) bench/parse.py
 	$(PY) bench/script.py
 	$(PY) bench/shm.py
+	$(PY) bench/tm.py
+	$(PY) bench/usrloc.py
 
 # calls/s and CPU per 1,000 calls through the stateless proxy, sipserver then
 # Kamailio, with ../shared/bench (several minutes; figures move +-20 % between runs)

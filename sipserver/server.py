@@ -339,4 +339,6 @@ def _run_single(rt: Runtime) -> int:
             if len(data) > 1:
                 receiver.handle(data, addr[0], addr[1], sock)
         timers.run_due()
+    # the destroy hooks run here as in the master (usrloc db_mode 2 flushes)
+    _destroy_modules(rt)
     return 0

@@ -129,7 +129,6 @@ exports = ModuleExports(
         CmdExport("t_check_trans", funcs.w_t_check_trans, 0, REQUEST_ROUTE | BRANCH_ROUTE),
         CmdExport("t_was_cancelled", funcs.w_t_was_cancelled, 0, FAILURE_ROUTE | ONREPLY_ROUTE),
         CmdExport("t_flush_flags", funcs.w_t_flush_flags, 0, REQUEST_ROUTE | BRANCH_ROUTE),
-        # exported with their 1.6 signatures so scripts compile; not done yet
         CmdExport("t_replicate", funcs.w_t_replicate, 1, REQUEST_ROUTE, funcs.fixup_replicate),
         CmdExport("t_replicate", funcs.w_t_replicate, 2, REQUEST_ROUTE, funcs.fixup_replicate),
         CmdExport("t_write_req", write.w_t_write_req, 2, _RF | BRANCH_ROUTE,

@@ -33,9 +33,9 @@ Received replies call it in the receiver, right after tm processed them;
 made-up and negative ones may be reported by the timer process (a
 `tm_uac` timer watching the local transactions that still wait).
 
-Not done: local_route is not run for these requests; t_uac_cancel finds
-only transactions that did not end yet (1.6 also "cancels" ended ones
-and answers 200).
+local_route runs over each of these requests before it is sent
+(`run_local_route`). Not done: t_uac_cancel finds only transactions that
+did not end yet (1.6 also "cancels" ended ones and answers 200).
 """
 
 from __future__ import annotations

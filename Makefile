@@ -33,12 +33,16 @@ bench: $(STAMP)
 	$(PY) bench/tm.py
 	$(PY) bench/usrloc.py
 
-# calls/s and CPU per 1,000 calls through the stateless proxy, sipserver then
-# Kamailio, with ../shared/bench (several minutes; figures move +-20 % between runs)
+# calls/s and CPU per 1,000 calls (stateless and stateful proxy, registrar), sipserver
+# then Kamailio, with ../shared/bench (minutes per scenario; figures move +-20 % between
+# runs). One scenario: make bench-sip SCENARIOS=stateful
+SCENARIOS ?= stateless stateful registrar
 bench-sip: $(STAMP)
 	bash scripts/bench-deps.sh
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH ../shared/bench/run-sip-bench sipserver stateless --outdir bench/out/sipserver
-	../shared/bench/run-sip-bench kamailio stateless --outdir bench/out/kamailio
+	for s in $(SCENARIOS); do \
+	    PATH=$(CURDIR)/$(VENV)/bin:$$PATH ../shared/bench/run-sip-bench sipserver $$s --outdir bench/out/sipserver-$$s; \
+	    ../shared/bench/run-sip-bench kamailio $$s --outdir bench/out/kamailio-$$s; \
+	done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -104,6 +104,18 @@ class StreamSender:
                 break
         return self._request(conn_id, index, dest.ip, dest.port, data, True)
 
+    def set_lifetime(self, conn_id: int, seconds: int) -> bool:
+        """Keep connection `conn_id` open `seconds` from now, idle or not."""
+        s = self._channel()
+        if s is None:
+            return False
+        try:
+            s.send(ipc.encode_lifetime(conn_id, seconds))
+        except OSError:
+            self._reset()
+            return False
+        return True
+
     def send_on(self, conn_id: int, data: bytes) -> None:
         """Write on a connection without waiting (keep-alive answers)."""
         self._request(conn_id, -1, "", 0, data, False)

@@ -11,6 +11,10 @@ Two kinds of channel:
   the worker reports `CLOSED` connections, `ACTIVITY` (for the idle
   lifetime) and `ALIAS` ports (Via `alias`, with tcp_accept_aliases).
 
+Any process may also send `LIFETIME` on the control channel: keep a
+connection open at least that many seconds from now, idle or not
+(registrar's tcp_persistent_flag, 1.6 `tcpconn->lifetime`).
+
 Every message is one datagram: a one-byte kind, a fixed struct, then bytes.
 """
 
@@ -19,7 +23,7 @@ from __future__ import annotations
 import struct
 
 __all__ = [
-    "ACK", "ACTIVITY", "ALIAS", "CLOSED", "MAX_DATA", "MAX_DATAGRAM", "NEW", "SEND",
+    "ACK", "ACTIVITY", "ALIAS", "CLOSED", "LIFETIME", "MAX_DATA", "MAX_DATAGRAM", "NEW", "SEND",
     "decode_ack", "decode_new", "decode_send", "encode_ack", "encode_new", "encode_send",
 ]
 
@@ -29,6 +33,7 @@ NEW = b"N"
 CLOSED = b"C"
 ACTIVITY = b"T"
 ALIAS = b"L"
+LIFETIME = b"E"
 
 # SEND: seq, conn id (0 = by address), socket index (-1 = any), port, want ack, ip length
 _SEND = struct.Struct("!IQhHBB")
@@ -39,6 +44,8 @@ _NEW = struct.Struct("!QhH")
 # CLOSED / ACTIVITY: conn id; ALIAS: conn id, port
 CONN = struct.Struct("!Q")
 CONN_PORT = struct.Struct("!QH")
+# LIFETIME: conn id, seconds
+CONN_SECS = struct.Struct("!QI")
 
 SEND_OVERHEAD = 1 + _SEND.size + 46  # kind, struct, longest IPv6 text
 MAX_DATAGRAM = 1 << 18  # TCP main reads control messages up to this size
@@ -80,3 +87,7 @@ def decode_new(msg: bytes) -> tuple[int, int, str, int]:
     """(conn_id, sock_index, ip, port)."""
     conn_id, index, port = _NEW.unpack_from(msg, 1)
     return conn_id, index, msg[1 + _NEW.size:].decode("ascii"), port
+
+
+def encode_lifetime(conn_id: int, seconds: int) -> bytes:
+    return LIFETIME + CONN_SECS.pack(conn_id, max(0, min(int(seconds), 0xFFFFFFFF)))

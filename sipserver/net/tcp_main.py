@@ -71,6 +71,7 @@ class _Conn:
     sock_index: int
     connecting: bool
     last: float  # last activity (read by a worker, written here), monotonic
+    keep_until: float = 0.0  # kept open until then even when idle (LIFETIME)
     deadline: float = 0.0  # connect deadline
     out: bytearray = field(default_factory=bytearray)
     stalled: float = 0.0  # since when queued data makes no progress
@@ -336,7 +337,7 @@ class TcpMain:
                     self.rt.log(L_ERR, f"tcp main: send to {conn.ip}:{conn.port} timed out"
                                        f" after {self.send_timeout:g}s; closing the connection")
                     self._close(conn)
-            elif now - conn.last >= self.lifetime:
+            elif now - conn.last >= self.lifetime and now >= conn.keep_until:
                 self.rt.log(L_DBG, f"tcp main: connection {conn.id} idle for"
                                    f" {self.lifetime:g}s; closing it")
                 self._close(conn)
@@ -414,6 +415,11 @@ class TcpMain:
                     self._worker_message(peer, msg)
                 elif msg[:1] == ipc.SEND:
                     self._send_request(peer, msg)
+                elif msg[:1] == ipc.LIFETIME:
+                    conn_id, seconds = ipc.CONN_SECS.unpack_from(msg, 1)
+                    conn = self.conns.get(conn_id)
+                    if conn is not None:
+                        conn.keep_until = time.monotonic() + seconds
             except (ValueError, struct.error, UnicodeDecodeError) as e:
                 self.rt.log(L_ERR, f"tcp main: bad request on a channel: {e}")
 

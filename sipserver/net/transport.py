@@ -77,6 +77,12 @@ class NetTransport:
         return any(s.ip == dest.ip and s.port == dest.port and s.proto == dest.proto
                    for s in self.sockets)
 
+    def set_conn_lifetime(self, conn_id: int, seconds: int) -> bool:
+        """Keep TCP connection `conn_id` open `seconds` from now (registrar's
+        tcp_persistent_flag); False without a TCP layer."""
+        setter = getattr(self.stream_sender, "set_lifetime", None)
+        return bool(setter(conn_id, seconds)) if setter is not None and conn_id else False
+
     # ------------------------------------------------------------ send
 
     def send(self, sock: SocketInfo, dest: Destination, data: bytes,

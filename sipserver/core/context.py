@@ -82,6 +82,11 @@ class AvpStore:
         f = self._f.get(name)
         return list(f) if f is not None else [0] * len(self._d.get(name, ()))
 
+    def flagged(self) -> list[tuple[AvpName, list[int]]]:
+        """(name, flags of each value) for the names that have any flag set
+        (what a transaction keeps besides the values)."""
+        return [(n, list(f)) for n, f in self._f.items() if any(f)]
+
     def set_flags(self, name: AvpName, index: int, flags: int) -> None:
         """OR `flags` into the value at `index` (ignored when there is none)."""
         values = self._d.get(name)

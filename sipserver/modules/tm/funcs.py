@@ -186,6 +186,7 @@ def _snapshot_script_state(t: Txn, ctx: MsgContext) -> None:
     request with the script's header changes, the R-URI."""
     t.msg_flags = ctx.flags
     t.avps = [(n, ctx.avps.get_all(n)) for n in ctx.avps.names()]
+    t.avp_flags = ctx.avps.flagged()
     t.ruri = ctx.ruri
     msg = ctx.msg
     if msg.has_lumps and msg.lumps:

@@ -23,7 +23,7 @@ from ...sip.message import parse_message
 __all__ = ["B_RECV", "FORMAT", "T_CANCELLED", "T_CANCEL_REASON", "T_IS_CANCEL", "T_NO_100",
            "T_NO_DNS_FO", "T_NO_NEW_BRANCHES", "T_REPLICATED", "T_UAS_ACKED", "Txn", "UacBranch"]
 
-FORMAT = 3
+FORMAT = 4
 
 # transaction flags
 T_CANCELLED = 0x01        # a CANCEL came from upstream
@@ -107,6 +107,7 @@ class Txn:
         # per process, never stored
         "_req_msg",
         # persistent
+        "avp_flags",
         "avps",
         "branches",
         "created",
@@ -163,6 +164,7 @@ class Txn:
         self.on_branch: str | None = None
         self.msg_flags = 0
         self.avps: list[tuple[Any, list[Any]]] = []
+        self.avp_flags: list[tuple[Any, list[int]]] = []  # flag bits of flagged AVPs (avpops)
         self.ruri = ""
         self.first_branch = 0
         self.uas_retr_due = 0.0
@@ -193,7 +195,7 @@ class Txn:
             [(n, list(v)) for n, v in self.avps], self.ruri, self.first_branch,
             self.uas_retr_due, self.uas_retr_iv, self.wait_due,
             [b.pack() for b in self.branches], self.extra_hdrs,
-            [tuple(c) for c in self.tmcbs], self.tmcb_keys,
+            [tuple(c) for c in self.tmcbs], self.tmcb_keys, self.avp_flags,
         ))
 
     @classmethod
@@ -205,7 +207,7 @@ class Txn:
         (_, t.method, t.request, t.fwd_req, src, t.rcv, reply_dst, t.created, t.uas_status,
          t.uas_reply, t.uas_local, t.totag, t.flags, t.on_failure, t.on_reply, t.on_branch,
          t.msg_flags, avps, t.ruri, t.first_branch, t.uas_retr_due, t.uas_retr_iv,
-         t.wait_due, branches, t.extra_hdrs, tmcbs, t.tmcb_keys) = values
+         t.wait_due, branches, t.extra_hdrs, tmcbs, t.tmcb_keys, t.avp_flags) = values
         t.tid = tid
         # marshal gives back the tuples and lists encode() wrote: no copies
         t.src, t.reply_dst, t.avps, t.tmcbs = src, reply_dst, avps, tmcbs

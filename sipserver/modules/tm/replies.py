@@ -110,6 +110,10 @@ def failure_context(st: TmState, t: Txn, picked: int | None) -> MsgContext:
     for name, values in t.avps:
         for v in reversed(values):
             ctx.avps.add(name, v)
+    for name, flags in t.avp_flags:  # e.g. avpops' "came from the DB" mark
+        for i, bits in enumerate(flags):
+            if bits:
+                ctx.avps.set_flags(name, i, bits)
     uri = t.branches[picked].uri if picked is not None and picked < len(t.branches) else t.ruri
     if uri and uri != msg.ruri_text:
         ctx.new_uri = uri
@@ -120,6 +124,7 @@ def failure_context(st: TmState, t: Txn, picked: int | None) -> MsgContext:
 def _save_script_state(t: Txn, ctx: MsgContext) -> None:
     t.msg_flags = ctx.flags
     t.avps = [(n, ctx.avps.get_all(n)) for n in ctx.avps.names()]
+    t.avp_flags = ctx.avps.flagged()
 
 
 def finish_negative(st: TmState, t: Txn, picked: int, current: SipMsg | None,

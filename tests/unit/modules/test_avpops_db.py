@@ -421,3 +421,33 @@ def test_missing_driver_module_fails_at_startup(db: tuple[str, str]) -> None:
     with pytest.raises(ValueError, match="db_"):
         ScriptRunner(f'modparam("avpops", "db_url", "{url}")\nroute {{ exit; }}',
                      modules=["avpops"])
+
+
+def test_loaded_avps_keep_their_db_mark_into_failure_route(db: tuple[str, str]) -> None:
+    # tm keeps the AVPs' flag bits with the transaction, so values loaded in the
+    # request route are not stored again from the failure route
+    from .tm.helpers import feed_reply, reply_to
+
+    url, driver = db
+    u = user()
+    con = connect(url)
+    try:
+        con.insert("usr_preferences", ("uuid", "username", "domain", "attribute", "type",
+                                       "value"), ("", u, "", "email", 0, "x@example.com"))
+    finally:
+        con.close()
+    cfg = (f'modparam("avpops", "db_url", "{url}")\n'
+           "route {\n" + rc('avp_db_load("$fu", "$avp(s:email)")') + "\n"
+           '    t_on_failure("1");\n    t_relay("udp:127.0.0.1:5099");\n}\n'
+           "failure_route[1] {\n" + rc('avp_db_store("$fu", "$avp(s:email)")') + "\n"
+           '    $avp(s:email) = "new@example.com";\n'
+           + rc('avp_db_store("$fu", "$avp(s:email)")') + "\n}\n")
+    r = ScriptRunner(cfg, modules=["sl", "tm", "textops", driver, "avpops"], stats=True)
+    _RUNNERS.append(r)
+    r.request(msg(u))
+    fwd = r.sent[-1][2]
+    feed_reply(r, reply_to(fwd, 486, "Busy Here"), src=("127.0.0.1", 5099))
+    # load 1; in failure_route: nothing new to store (-1), then the new value only (1)
+    assert lines(r) == ["rc=1", "rc=-1", "rc=1"]
+    assert rows(url, "SELECT value FROM usr_preferences WHERE username = ?", [u]) == [
+        ("new@example.com",), ("x@example.com",)]

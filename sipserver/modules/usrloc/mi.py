@@ -51,6 +51,31 @@ def _table_aor(ul: Usrloc, table: str, aor: str) -> tuple[UDomain | None, str | 
     return dom, aor, None
 
 
+class _AorCommand:
+    """What a `<table> <aor> ...` command works on, once its arguments check out."""
+
+    __slots__ = ("aor", "dom", "ul", "values")
+
+    def __init__(self, ul: Usrloc, dom: UDomain, aor: str, values: list[str]) -> None:
+        self.ul, self.dom, self.aor, self.values = ul, dom, aor, values
+
+
+def _aor_command(module: Any, args: list[MINodeArg], nargs: int) -> _AorCommand | MIReply | None:
+    """The state, table and AOR of a command taking `nargs` arguments, or the
+    reply it ends with (None when the module is not initialised)."""
+    ul = _state(module)
+    if ul is None:
+        return None
+    v = _values(args)
+    if len(v) != nargs:
+        return missing_params()
+    dom, aor, err = _table_aor(ul, v[0], v[1])
+    if err is not None:
+        return err
+    assert dom is not None and aor is not None
+    return _AorCommand(ul, dom, aor, v)
+
+
 def _uint(text: str) -> int | None:
     """1.6 str2int: digits only, unsigned 32-bit."""
     if not text or not text.isascii() or not text.isdigit():
@@ -61,16 +86,10 @@ def _uint(text: str) -> int | None:
 
 def mi_ul_rm(args: list[MINodeArg], rt: Any, module: Any) -> MIReply | None:
     """ul_rm <table> <aor>: remove the AOR with all its contacts."""
-    ul = _state(module)
-    if ul is None:
-        return None
-    v = _values(args)
-    if len(v) != 2:
-        return missing_params()
-    dom, aor, err = _table_aor(ul, v[0], v[1])
-    if err is not None:
-        return err
-    assert dom is not None and aor is not None
+    cmd = _aor_command(module, args, 2)
+    if not isinstance(cmd, _AorCommand):
+        return cmd
+    dom, aor = cmd.dom, cmd.aor
     dom.lock(aor)
     try:
         if not dom.delete_urecord(aor):
@@ -82,16 +101,10 @@ def mi_ul_rm(args: list[MINodeArg], rt: Any, module: Any) -> MIReply | None:
 
 def mi_ul_rm_contact(args: list[MINodeArg], rt: Any, module: Any) -> MIReply | None:
     """ul_rm_contact <table> <aor> <contact>: remove one binding (exact URI)."""
-    ul = _state(module)
-    if ul is None:
-        return None
-    v = _values(args)
-    if len(v) != 3:
-        return missing_params()
-    dom, aor, err = _table_aor(ul, v[0], v[1])
-    if err is not None:
-        return err
-    assert dom is not None and aor is not None
+    cmd = _aor_command(module, args, 3)
+    if not isinstance(cmd, _AorCommand):
+        return cmd
+    dom, aor, v = cmd.dom, cmd.aor, cmd.values
     dom.lock(aor)
     try:
         r = dom.get_urecord(aor)
@@ -179,16 +192,10 @@ def mi_ul_add(args: list[MINodeArg], rt: Any, module: Any) -> MIReply | None:
     expires 0 makes a permanent contact, otherwise it is relative; an
     existing contact is updated. Call-ID, CSeq and User-Agent are MI's own.
     """
-    ul = _state(module)
-    if ul is None:
-        return None
-    v = _values(args)
-    if len(v) != 9:
-        return missing_params()
-    dom, aor, err = _table_aor(ul, v[0], v[1])
-    if err is not None:
-        return err
-    assert dom is not None and aor is not None
+    cmd = _aor_command(module, args, 9)
+    if not isinstance(cmd, _AorCommand):
+        return cmd
+    ul, dom, aor, v = cmd.ul, cmd.dom, cmd.aor, cmd.values
     contact = v[2]
     expires = _uint(v[3])
     if expires is None:
@@ -226,16 +233,10 @@ def mi_ul_add(args: list[MINodeArg], rt: Any, module: Any) -> MIReply | None:
 
 def mi_ul_show_contact(args: list[MINodeArg], rt: Any, module: Any) -> MIReply | None:
     """ul_show_contact <table> <aor>: one flat line per valid contact."""
-    ul = _state(module)
-    if ul is None:
-        return None
-    v = _values(args)
-    if len(v) != 2:
-        return missing_params()
-    dom, aor, err = _table_aor(ul, v[0], v[1])
-    if err is not None:
-        return err
-    assert dom is not None and aor is not None
+    cmd = _aor_command(module, args, 2)
+    if not isinstance(cmd, _AorCommand):
+        return cmd
+    ul, dom, aor = cmd.ul, cmd.dom, cmd.aor
     dom.lock(aor)
     try:
         r = dom.get_urecord(aor)

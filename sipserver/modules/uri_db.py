@@ -149,36 +149,31 @@ def check_username(ctx: MsgContext, st: UriDbState, uri: Uri) -> int:
     return ERR_NOMATCH
 
 
-def db_check_to(ctx: MsgContext, module: LoadedModule) -> int:
-    """The To user is the authorized user (or one of its uri-table names)."""
+def _check_header_user(ctx: MsgContext, module: LoadedModule, attr: str, name: str) -> int:
+    """db_check_to / db_check_from: the user of the To or From URI (`attr`
+    of the message) is the authorized user, or one of its uri-table names."""
     st = _state(ctx, module)
     if st is None:
         return ERR_INTERNAL
     try:
-        to = ctx.msg.to
-        if to is None:
-            raise ParseError("no To header")
-        uri = to.uri
+        hdr = getattr(ctx.msg, attr)
+        if hdr is None:
+            raise ParseError(f"no {name} header")
+        uri = hdr.uri
     except (ParseError, ValueError, KeyError) as e:
-        ctx.rt.log(L_ERR, f"uri: error while parsing To header URI: {e}")
+        ctx.rt.log(L_ERR, f"uri: error while parsing {name} header URI: {e}")
         return ERR_INTERNAL
     return check_username(ctx, st, uri)
+
+
+def db_check_to(ctx: MsgContext, module: LoadedModule) -> int:
+    """The To user is the authorized user (or one of its uri-table names)."""
+    return _check_header_user(ctx, module, "to", "To")
 
 
 def db_check_from(ctx: MsgContext, module: LoadedModule) -> int:
     """The From user is the authorized user (or one of its uri-table names)."""
-    st = _state(ctx, module)
-    if st is None:
-        return ERR_INTERNAL
-    try:
-        fr = ctx.msg.from_
-        if fr is None:
-            raise ParseError("no From header")
-        uri = fr.uri
-    except (ParseError, ValueError, KeyError) as e:
-        ctx.rt.log(L_ERR, f"uri: error while parsing From header URI: {e}")
-        return ERR_INTERNAL
-    return check_username(ctx, st, uri)
+    return _check_header_user(ctx, module, "from_", "From")
 
 
 # ---------------------------------------------------------------- db_does_uri_exist

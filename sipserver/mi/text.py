@@ -133,6 +133,51 @@ class _QuotedValue:
         return esc, None
 
 
+def _line_node(text: bytes, start: int, end: int,
+               error: type[Exception]) -> tuple[MINodeArg | None, bytes | None, int]:
+    """One argument line of the 1.6 MI text format, `text[start:end]` (blanks
+    before `start` already skipped): `[name::] value`.
+
+    (node, None, 0) when the line holds the whole node (an unquoted value or
+    none); (None, name, qpos) when a quoted value starts at `qpos`, which the
+    FIFO and datagram readers then take over lines or to the buffer's end.
+    `error` is raised for a `"` inside an unquoted name or value.
+    """
+    name: bytes | None = None
+    if text[start] == 0x22:
+        return None, None, start
+    p = mark = start
+    sep = -1
+    while p < end:
+        if text[p] == 0x3A and p + 1 < end and text[p + 1] == 0x3A:
+            sep = p
+            break
+        if text[p] not in _SPACE:
+            if text[p] == 0x22:
+                raise error('" in an unquoted name or value')
+            mark = p
+        p += 1
+    if sep < 0:
+        return MINodeArg(None, _dec(text[start:mark + 1])), None, 0
+    if sep != start:
+        name = text[start:mark + 1]
+    p = sep + 2
+    while p < end and text[p] in _SPACE:
+        p += 1
+    if p >= end:
+        return MINodeArg(_opt(name), None), None, 0
+    if text[p] != 0x22:
+        vstart = mark = p
+        while p < end:
+            if text[p] not in _SPACE:
+                if text[p] == 0x22:
+                    raise error('" in an unquoted value')
+                mark = p
+            p += 1
+        return MINodeArg(_opt(name), _dec(text[vstart:mark + 1])), None, 0
+    return None, name, p
+
+
 def _fifo_node(src: LineSource, remaining: int) -> tuple[MINodeArg | None, int]:
     """Parse one argument (1.6 mi_parse_node); (None, 0) at the end of the request.
 
@@ -154,40 +199,9 @@ def _fifo_node(src: LineSource, remaining: int) -> tuple[MINodeArg | None, int]:
         if start < len(text):
             break
     n = len(text)
-    name: bytes | None = None
-    if text[start] != 0x22:
-        p = mark = start
-        sep = -1
-        while p < n:
-            if text[p] == 0x3A and p + 1 < n and text[p + 1] == 0x3A:
-                sep = p
-                break
-            if text[p] not in _SPACE:
-                if text[p] == 0x22:
-                    raise _ParseErrorConsume('" in an unquoted name or value')
-                mark = p
-            p += 1
-        if sep < 0:
-            return MINodeArg(None, _dec(text[start:mark + 1])), n
-        if sep != start:
-            name = text[start:mark + 1]
-        p = sep + 2
-        while p < n and text[p] in _SPACE:
-            p += 1
-        if p == n:
-            return MINodeArg(_opt(name), None), n
-        if text[p] != 0x22:
-            vstart = mark = p
-            while p < n:
-                if text[p] not in _SPACE:
-                    if text[p] == 0x22:
-                        raise _ParseErrorConsume('" in an unquoted value')
-                    mark = p
-                p += 1
-            return MINodeArg(_opt(name), _dec(text[vstart:mark + 1])), n
-        qpos = p
-    else:
-        qpos = start
+    arg, name, qpos = _line_node(text, start, n, _ParseErrorConsume)
+    if arg is not None:
+        return arg, n
     # a quoted value, maybe over several lines (their newlines are kept)
     value = _QuotedValue()
     used = 0
@@ -359,46 +373,11 @@ def parse_datagram_args(rest: bytes) -> list[MINodeArg]:
             return args
         eol = buf.find(b"\n", i)
         line_end = eol if eol >= 0 else n
-        name: bytes | None = None
-        if buf[i] != 0x22:
-            p = mark = i
-            sep = -1
-            while p < line_end:
-                if buf[p] == 0x3A and p + 1 < n and buf[p + 1] == 0x3A:
-                    sep = p
-                    break
-                if buf[p] not in _SPACE:
-                    if buf[p] == 0x22:
-                        raise MIParseError('" in an unquoted name or value')
-                    mark = p
-                p += 1
-            if sep < 0:
-                args.append(MINodeArg(None, _dec(buf[i:mark + 1])))
-                pos = line_end
-                continue
-            if sep != i:
-                name = buf[i:mark + 1]
-            p = sep + 2
-            while p < line_end and buf[p] in _SPACE:
-                p += 1
-            if p >= line_end:
-                args.append(MINodeArg(_opt(name), None))
-                pos = line_end
-                continue
-            if buf[p] != 0x22:
-                vstart = mark = p
-                while p < line_end:
-                    if buf[p] not in _SPACE:
-                        if buf[p] == 0x22:
-                            raise MIParseError('" in an unquoted value')
-                        mark = p
-                    p += 1
-                args.append(MINodeArg(_opt(name), _dec(buf[vstart:mark + 1])))
-                pos = line_end
-                continue
-            qpos = p
-        else:
-            qpos = i
+        arg, name, qpos = _line_node(buf, i, line_end, MIParseError)
+        if arg is not None:
+            args.append(arg)
+            pos = line_end
+            continue
         value = _QuotedValue()
         _, end = value.feed(buf, qpos + 1)
         if end is None:

@@ -257,9 +257,14 @@ class ProcessConnection:
             rt.log(L_ERR, f"{module}: unable to connect to the database: {e}")
 
     def close(self) -> None:
-        if self._con is not None and self._pid == os.getpid():
-            self._con.close()
-        self._con = None
+        """Close this process's connection (one inherited over a fork is only
+        forgotten); a connection that fails to close is dropped all the same."""
+        con, self._con = self._con, None
+        if con is not None and self._pid == os.getpid():
+            try:
+                con.close()
+            except DbError:
+                pass
 
 
 def as_text(value: DbValue) -> str:

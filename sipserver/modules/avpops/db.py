@@ -13,13 +13,12 @@ avp_db_delete even when the statement failed).
 from __future__ import annotations
 
 import datetime
-import os
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ...core.runtime import L_DBG, L_ERR
-from ...db.api import DbBinding, DbConnection, DbError
+from ...db.api import DbBinding, DbConnection, DbError, ProcessConnection
 from ...lang.pv import PVError, str_of
 from ...sip.errors import ParseError
 from ...sip.uri import parse_uri
@@ -43,23 +42,17 @@ class DbLink:
     idx: int
     url: str
     binding: DbBinding | None = None
-    con: DbConnection | None = None
-    pid: int = 0
+    db: ProcessConnection = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.db = ProcessConnection(self.binding)
 
     def connection(self) -> DbConnection:
         """This process's connection (opened on first use after a fork)."""
-        pid = os.getpid()
-        if self.con is None or self.pid != pid:
-            if self.binding is None:
-                raise DbError(f"db_url {self.idx} is not bound")
-            self.con = self.binding.connect()
-            self.pid = pid
-        return self.con
+        return self.db.get()
 
     def close(self) -> None:
-        if self.con is not None and self.pid == os.getpid():
-            self.con.close()
-        self.con = None
+        self.db.close()
 
 
 @dataclass(slots=True)

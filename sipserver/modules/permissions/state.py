@@ -9,12 +9,11 @@ shared memory) changes nothing: the table in use stays.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from ...core.runtime import L_DBG, L_ERR
-from ...db.api import DbBinding, DbConnection, DbError
+from ...db.api import DbBinding, DbConnection, DbError, ProcessConnection
 from ...shm import ShmOutOfMemory
 from .address import AddressLoadError, AddressTables, build_tables, encode
 from .routing import RuleFiles
@@ -30,24 +29,17 @@ class AddressDb:
     binding: DbBinding
     table: str
     columns: tuple[str, ...]  # ip, grp, mask, port, proto, pattern, info, id
-    con: DbConnection | None = None
-    pid: int = 0
+    db: ProcessConnection = field(init=False)  # this process's connection
+
+    def __post_init__(self) -> None:
+        self.db = ProcessConnection(self.binding)
 
     def connection(self) -> DbConnection:
-        pid = os.getpid()
-        if self.con is None or self.pid != pid:
-            self.con = self.binding.connect()
-            self.pid = pid
-        return self.con
+        return self.db.get()
 
     def drop(self) -> None:
         """Close this process's connection (after a failure; at exit)."""
-        con, self.con = self.con, None
-        if con is not None and self.pid == os.getpid():
-            try:
-                con.close()
-            except DbError:
-                pass
+        self.db.close()
 
     def rows(self) -> list[tuple[Any, ...]]:
         res = self.connection().query(self.table, columns=self.columns)

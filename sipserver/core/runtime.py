@@ -228,6 +228,13 @@ class Runtime:
 
     # ------------------------------------------------------------ myself
 
+    @property
+    def cfg_dir(self) -> str:
+        """The config file's directory ("" when the script came from text):
+        modules resolve relative file names against it, as 1.6 does."""
+        cfg = self.config.get("cfg_file") if self.config else None
+        return os.path.dirname(os.path.abspath(str(cfg))) if cfg else ""
+
     def is_myself(self, host: str, port: int | None, proto: str | None = None) -> bool:
         """1.6's check_self (see `_check_self`), remembered per (host, port, proto).
 

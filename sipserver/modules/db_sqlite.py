@@ -87,8 +87,7 @@ def _open(url: DbUrl, module: Any) -> SqliteConnection:
     if module is not None and getattr(module, "params", None):
         timeout = int(module.params.get("busy_timeout", timeout))
     rt = getattr(module, "rt", None)
-    cfg_file = rt.config.get("cfg_file") if rt is not None and rt.config else None
-    return SqliteConnection(url, timeout, os.path.dirname(cfg_file) if cfg_file else None)
+    return SqliteConnection(url, timeout, (rt.cfg_dir if rt is not None else "") or None)
 
 
 def _mod_init(module: LoadedModule) -> None:

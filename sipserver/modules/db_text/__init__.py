@@ -51,10 +51,7 @@ def _mode(module: LoadedModule | None) -> int:
 def _base_dir(module: LoadedModule | None) -> str:
     """The config file's directory when the runtime knows it, else the cwd."""
     rt = module.rt if module is not None else None
-    cfg = rt.config.get("cfg_file") if rt is not None else None
-    if cfg:
-        return os.path.dirname(os.path.abspath(str(cfg)))
-    return os.getcwd()
+    return (rt.cfg_dir if rt is not None else "") or os.getcwd()
 
 
 def _state(module: LoadedModule | None) -> DbTextState:

@@ -21,7 +21,6 @@ The address functions need `db_url` (a start-up error without it).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -277,8 +276,7 @@ def _mod_init(module: LoadedModule) -> None:
     st.check_all_branches = bool(int(p.get("check_all_branches", 1)))
     st.allow_suffix = str(p.get("allow_suffix") or "")
     st.deny_suffix = str(p.get("deny_suffix") or "")
-    cfg = rt.config.get("cfg_file") if rt is not None and rt.config is not None else None
-    st.base_dir = os.path.dirname(str(cfg)) if cfg else ""
+    st.base_dir = rt.cfg_dir
     st.files.load(str(p.get("default_allow_file") or ""), str(p.get("default_deny_file") or ""),
                   st.base_dir, rt.log)
     url = p.get("db_url")

@@ -81,6 +81,7 @@ def test_relative_url_starts_at_the_config_directory(tmp_path: Path) -> None:
 
     class Rt:
         config = {"cfg_file": str(tmp_path / "etc" / "sipserver.cfg")}
+        cfg_dir = str(tmp_path / "etc")  # what Runtime derives from cfg_file
         shm = None
 
     mod = load_module(Registry(), "db_text.so")
@@ -377,6 +378,7 @@ def test_db_mode_0_sees_what_other_processes_wrote(tmp_path: Path) -> None:
 def test_mod_init_makes_the_shared_counters(tmp_path: Path) -> None:
     class Rt:
         config: dict = {}
+        cfg_dir = ""
         shm = Segment(64 * 1024)
 
     mod = load_module(Registry(), "db_text.so")

@@ -126,6 +126,20 @@ class SipServer:
     def children(self) -> list[int]:
         return children_of(self.pid)
 
+    def wait_children(self, count: int, timeout: float = 10.0) -> list[int]:
+        """The sorted child PIDs once there are `count` of them.
+
+        The server answers OPTIONS as soon as its first UDP receiver runs,
+        while the master may still be forking the rest (TCP, timer, MI).
+        """
+        deadline = time.monotonic() + timeout
+        kids = sorted(self.children())
+        while len(kids) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+            kids = sorted(self.children())
+        assert len(kids) == count, (kids, self.log())
+        return kids
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
         """Stop the server; returns its exit code. Fails if a child outlives it."""
         if self.proc is None:

@@ -196,11 +196,7 @@ def titles(pids: list[int]) -> list[str]:
 
 
 def test_tcp_processes(proxy: SipServer) -> None:
-    deadline = time.monotonic() + 5
-    while len(titles(proxy.children())) < 7 and time.monotonic() < deadline:
-        time.sleep(0.05)  # the last children may still be starting
-    time.sleep(0.2)
-    names = titles(proxy.children())
+    names = titles(proxy.wait_children(7))
     assert len(names) == 7, names  # 2 UDP receivers, timer, TCP main, 3 TCP workers
     assert sum("TCP main" in t for t in names) == 1, names
     assert sum("TCP receiver" in t for t in names) == 3, names
@@ -253,7 +249,7 @@ def test_bad_message_on_a_stream_gets_400_on_the_connection(proxy: SipServer) ->
 
 
 def test_garbage_streams_are_closed_and_the_server_goes_on(proxy: SipServer) -> None:
-    kids = sorted(proxy.children())
+    kids = proxy.wait_children(7)  # 2 UDP receivers, timer, TCP main, 3 TCP workers
     junk = [
         b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",  # no Content-Length
         b"\x00\xff\x10garbage" * 8000,  # no end of headers within 64 KB

@@ -44,6 +44,7 @@ _q_unpack = _Q.unpack_from
 _q_pack = _Q.pack_into
 _I = struct.Struct("<I")
 _C = struct.Struct("<q")
+_FIT_SLACK = 64  # put(fit=True) leaves a block alone when it is at most this much too big
 
 
 class SharedHash:
@@ -96,12 +97,15 @@ class SharedHash:
 
     # ------------------------------------------------------------ changes
 
-    def put(self, key: bytes, value: bytes, reserve: int = 0) -> None:
+    def put(self, key: bytes, value: bytes, reserve: int = 0, fit: bool = False) -> None:
         """Store ``value`` for ``key`` (insert or replace).
 
         ``reserve``: when a new block is needed, room for a value of that
         many bytes (a record expected to grow is then rewritten in place);
         the exact size is taken when memory is too short for it.
+        ``fit``: the record is done growing (it shrank for good): move it
+        to a block of its size when its block is larger, giving the rest
+        back (in place when memory is too short to move).
 
         Raises ShmOutOfMemory when the record does not fit; the table then
         holds what it held before.
@@ -112,7 +116,7 @@ class SharedHash:
         self._acq[s]()
         try:
             link, p, nx, _ = self._find(b, h, key, value=False)
-            self._store(s, b, link, p, nx, h, key, value, reserve)
+            self._store(s, b, link, p, nx, h, key, value, reserve, fit)
         finally:
             self._rel[s]()
 
@@ -260,7 +264,7 @@ class SharedHash:
         return link, 0, 0, None
 
     def _store(self, s: int, b: int, link: int, p: int, nx: int, h: int,
-               key: bytes, value: bytes, reserve: int = 0) -> None:
+               key: bytes, value: bytes, reserve: int = 0, fit: bool = False) -> None:
         """Write ``value`` for ``key`` under stripe lock ``s``.
 
         ``p`` is the existing entry (0: none) and ``link`` the address of
@@ -273,12 +277,12 @@ class SharedHash:
             cap = (_q_unpack(buf, p - 8)[0] & SIZE_MASK) - 8
             # in place unless the block is far too big (a reserved block,
             # put(reserve=), must survive the smaller writes before it fills)
-            if need <= cap <= 4 * need + 4096:
+            if need <= cap <= (need + _FIT_SLACK if fit else 4 * need + 4096):
                 _I.pack_into(buf, p + 20, len(value))
                 buf[p + _ESIZE + kl:p + need] = value
                 return
             try:
-                q = self._alloc(need, _ESIZE + kl + reserve)
+                q = self._alloc(need, 0 if fit else _ESIZE + kl + reserve)
             except ShmOutOfMemory:
                 if need > cap:
                     raise

@@ -236,6 +236,29 @@ class Txn:
         """A final reply went upstream."""
         return self.uas_status >= 200
 
+    def compact(self) -> bool:
+        """Drop what a completed transaction no longer needs; whether anything went.
+
+        Once a final reply went upstream the failure route cannot run again,
+        so the script's copy of the request (`fwd_req`) is done with; a
+        branch with a final reply is never retransmitted or cancelled, and
+        needs its request only to ACK a repeated non-2xx final of an INVITE.
+        A transaction spends most of its life waiting (wt_timer) in this
+        state, so this is most of the shared memory a busy proxy holds.
+        """
+        if self.uas_status < 200:
+            return False
+        dropped = False
+        if self.fwd_req:
+            self.fwd_req = b""
+            dropped = True
+        invite = self.method == "INVITE"
+        for b in self.branches:
+            if b.request and b.last >= 200 and (not invite or b.last < 300):
+                b.request = b""
+                dropped = True
+        return dropped
+
     @property
     def local_totag(self) -> str:
         """The To-tag of our local replies (signaling's send_reply_api reads it)."""

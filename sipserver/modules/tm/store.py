@@ -187,23 +187,36 @@ class TmState:
     def exists(self, tid: str) -> bool:
         return tid.encode() in self.table
 
-    def _put(self, t: Txn, extra: int = 0) -> bool:
+    def _put(self, t: Txn, extra: int = 0, fit: bool = False) -> bool:
         due = t.next_due()
         value = _D.pack(due) + t.encode()
         key = t.tid.encode()
         try:
-            self.table.put(key, value, len(value) + extra if extra else 0)
+            # the wheel first: a node whose record is missing is skipped, a
+            # record without its node would never come due
             if due and due != t.due_indexed:
                 self.wheel.add(key, due)
-                t.due_indexed = due
+            self.table.put(key, value, len(value) + extra if extra else 0, fit)
         except ShmOutOfMemory:
             self.rt.log(L_ERR, "tm: out of shared memory (transaction not stored)")
             return False
+        if due:
+            t.due_indexed = due
         return True
 
     def save(self, t: Txn) -> bool:
-        """Write the record back (under its lock) with its next due time."""
-        return self._put(t)
+        """Write the record back (under its lock) with its next due time.
+
+        A completed transaction is compacted on the way (`Txn.compact`).
+        When the record cannot be written (it grew, memory is full), the
+        stored one is stale: its timers would still fire (a 408 after a
+        relayed 200), so it is removed and the transaction goes on
+        statelessly, as one that could not be stored at all.
+        """
+        if self._put(t, fit=t.compact()):
+            return True
+        self.delete(t.tid)
+        return False
 
     def insert(self, t: Txn) -> bool:
         """Store a new transaction; counts it in inuse_transactions.

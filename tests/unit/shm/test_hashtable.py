@@ -194,3 +194,18 @@ def test_reserve_keeps_growing_records_in_place(seg: Segment) -> None:
     h.put(b"t", b"c" * 2000)  # beyond the reserve: moved, still correct
     assert h.get(b"t") == b"c" * 2000
     seg.check()
+
+
+def test_fit_gives_back_the_rest_of_a_reserved_block(seg: Segment) -> None:
+    h = SharedHash(seg, 16, LockSet(2))
+    h.put(b"t", b"a" * 100, reserve=3000)
+    reserved = seg.used
+    h.put(b"t", b"b" * 2000)  # in place, as the reserve is for
+    assert seg.used == reserved
+    h.put(b"t", b"c" * 600, fit=True)  # done growing: moved to a block its size
+    assert seg.used < reserved - 2000
+    assert h.get(b"t") == b"c" * 600
+    fitted = seg.used
+    h.put(b"t", b"d" * 590, fit=True)  # close enough: stays
+    assert seg.used == fitted and h.get(b"t") == b"d" * 590
+    seg.check()

@@ -192,3 +192,39 @@ def test_a_transaction_whose_timer_moved_later_is_not_fired_early() -> None:
     clock.now += 1.6
     run_timers(st)
     assert any(first_line(d).startswith("SIP/2.0 408") for d in sent_since(r, n))
+
+
+def test_a_completed_transaction_still_answers_retransmissions_on_both_sides() -> None:
+    """Completed records are compacted (tm.record.Txn.compact): what they
+    keep must still serve the wait state on the wire."""
+    r, st, _clock = runner("route { t_relay(); }")
+    r.request(invite())
+    fwd = r.sent[1][2]
+    feed_reply(r, reply_to(fwd, 486, "Busy Here"))
+    out = [d for _, _, d in r.sent[2:]]
+    assert out[0].startswith(b"ACK sip:bob@127.0.0.5:5080 SIP/2.0\r\n")
+    assert first_line(out[1]) == "SIP/2.0 486 Busy Here"
+    (t,) = [st.load(k.decode()) for k in st.table]
+    assert t.fwd_req == b"" and t.branches[0].request  # kept to ACK a repeated 486
+    # the UAS repeats its 486 (our ACK was lost): ACKed again, not relayed again
+    n = len(r.sent)
+    assert feed_reply(r, reply_to(fwd, 486, "Busy Here"))
+    again = sent_since(r, n)
+    assert len(again) == 1 and again[0] == out[0]
+    # the caller repeats its INVITE: the stored 486 again
+    n = len(r.sent)
+    r.request(invite())
+    assert sent_since(r, n) == [out[1]]
+
+
+def test_a_2xx_completed_invite_keeps_its_reply_and_drops_the_copies() -> None:
+    r, st, _clock = runner("route { t_relay(); }")
+    r.request(invite())
+    feed_reply(r, reply_to(r.sent[1][2], 200, "OK"))
+    ok = r.sent[-1][2]
+    assert first_line(ok) == "SIP/2.0 200 OK"
+    (t,) = [st.load(k.decode()) for k in st.table]
+    assert t.fwd_req == b"" and t.branches[0].request == b"" and t.request
+    n = len(r.sent)
+    r.request(invite())  # a late INVITE retransmission gets the 200
+    assert sent_since(r, n) == [ok]

@@ -129,10 +129,10 @@ def _newtran_locked(st: TmState, ctx: MsgContext, tid: str,
     (1, txn) new transaction; (1, None) an ACK with no transaction to
     absorb it (or an end-to-end ACK): forward it statelessly; (0, None) a
     retransmission (the last reply re-sent) or an absorbed hop-by-hop ACK.
-    With `store=False` the new record is not written yet: the caller, who
-    keeps the lock until it calls `st.insert`, saves one shared-memory
-    write (any other process looks a transaction up under its lock, so it
-    cannot miss it meanwhile).
+    With `store=False` only the record's memory is taken (`st.reserve`):
+    the caller, who keeps the lock until it calls `st.insert`, writes the
+    record once after forwarding (any other process looks a transaction up
+    under its lock, so it cannot miss it meanwhile).
     """
     msg = ctx.msg
     method = msg.method.upper()
@@ -172,6 +172,8 @@ def _newtran_locked(st: TmState, ctx: MsgContext, tid: str,
     t.wait_due = now + st.fr + st.wt
     pend = _pending_for(ctx)
     t.on_failure, t.on_reply, t.on_branch = pend["failure"], pend["reply"], pend["branch"]
+    if not store and not st.reserve(t):
+        return E_OUT_OF_MEM, None
     ctx.transaction = t
     callbacks.on_new_transaction(st, t, ctx)
     if store and not st.insert(t):

@@ -45,6 +45,13 @@ WHEEL_SLOTS = 4096        # x WHEEL_RESOLUTION: a 409.6 s turn
 WHEEL_RESOLUTION = 0.1    # the timer process's tick
 
 
+def _record_room(t: Txn) -> int:
+    """Bytes a new record will grow to: itself, the script's copy of the
+    request, the copy sent on a branch and a reply, each about the request's
+    size (a completed record gives back what it no longer needs)."""
+    return 4 * len(t.request) + 1024
+
+
 def _tid_hash(key: bytes) -> int:
     """Fork-independent and spread: the tid is already an MD5 in hex."""
     return int(key[:15], 16)
@@ -173,8 +180,8 @@ class TmState:
     def load(self, tid: str) -> Txn | None:
         """The transaction (hold its lock when you mean to change it)."""
         data = self.table.get(tid.encode())
-        if data is None:
-            return None
+        if data is None or len(data) <= _D.size:
+            return None  # none, or one being created (reserve)
         try:
             with memoryview(data) as mv:
                 t = Txn.decode(tid, mv[8:])
@@ -187,7 +194,7 @@ class TmState:
     def exists(self, tid: str) -> bool:
         return tid.encode() in self.table
 
-    def _put(self, t: Txn, extra: int = 0, fit: bool = False) -> bool:
+    def _put(self, t: Txn, room: int = 0, fit: bool = False) -> bool:
         due = t.next_due()
         value = _D.pack(due) + t.encode()
         key = t.tid.encode()
@@ -196,7 +203,7 @@ class TmState:
             # record without its node would never come due
             if due and due != t.due_indexed:
                 self.wheel.add(key, due)
-            self.table.put(key, value, len(value) + extra if extra else 0, fit)
+            self.table.put(key, value, max(room, len(value)) if room else 0, fit)
         except ShmOutOfMemory:
             self.rt.log(L_ERR, "tm: out of shared memory (transaction not stored)")
             return False
@@ -218,13 +225,29 @@ class TmState:
         self.delete(t.tid)
         return False
 
-    def insert(self, t: Txn) -> bool:
-        """Store a new transaction; counts it in inuse_transactions.
+    def reserve(self, t: Txn) -> bool:
+        """Take the block a new transaction will be stored in (its lock held).
 
-        The block gets room for what forwarding adds (the request copies,
-        a reply) so the saves that follow write in place.
+        t_relay forwards before it writes the record, once; taking the
+        memory first lets it fail as 1.6 does when memory is short
+        (E_OUT_OF_MEM: nothing forwarded, the script may answer 500)
+        instead of after the request went out. Until `insert` the record
+        is an empty placeholder, which `load` reports as absent. The block
+        has room for what forwarding adds (the request copies, a reply) so
+        the saves that follow write in place.
         """
-        if not self._put(t, 3 * len(t.request) + 512):
+        try:
+            self.table.put(t.tid.encode(), _D.pack(0.0), _D.size + _record_room(t))
+        except ShmOutOfMemory:
+            self.rt.log(L_ERR, "tm: out of shared memory (no new transaction)")
+            return False
+        return True
+
+    def insert(self, t: Txn) -> bool:
+        """Store a new transaction (in its `reserve`d block, if any); counts it
+        in inuse_transactions. False, and nothing stored, when memory is short."""
+        if not self._put(t, _record_room(t)):
+            self.table.pop(t.tid.encode())  # a reserve left behind
             return False
         self.stat("inuse_transactions")
         return True

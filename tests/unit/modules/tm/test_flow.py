@@ -228,3 +228,26 @@ def test_a_2xx_completed_invite_keeps_its_reply_and_drops_the_copies() -> None:
     n = len(r.sent)
     r.request(invite())  # a late INVITE retransmission gets the 200
     assert sent_since(r, n) == [ok]
+
+
+def test_t_relay_out_of_memory_forwards_nothing_and_fails_as_16() -> None:
+    """1.6: no memory for the transaction, t_relay returns an error before
+    anything is sent; here the script answers with sl_reply_error."""
+    r, st, _clock = runner("route { if (!t_relay()) { sl_reply_error(); } }")
+    seg = st.table.seg
+    taken = []
+    try:
+        while True:
+            taken.append(seg.alloc(256))
+    except MemoryError:
+        pass
+    r.request(invite())
+    out = [d for _, _, d in r.sent]
+    assert len(out) == 1 and first_line(out[0]).startswith("SIP/2.0 500 "), out
+    assert len(st) == 0
+    for off in taken:
+        seg.free(off)
+    r.request(invite(branch="z9hG4bKnext", call_id="c2"))  # memory back: stateful again
+    assert [first_line(d) for _, _, d in r.sent[1:]][:2] == [
+        "SIP/2.0 100 Giving a try", "INVITE sip:bob@127.0.0.5:5080 SIP/2.0"]
+    assert len(st) == 1

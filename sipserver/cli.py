@@ -40,7 +40,7 @@ Options:
     -V           Version number
     -h           This help message
     -b nr        Maximum receive buffer size
-    -m nr        Size of shared memory in megabytes
+    -m nr        Size of shared memory in megabytes (default 64)
     -w dir       Change the working directory to dir (default /)
     -t dir       Chroot to dir
     -u uid       Change uid

@@ -35,7 +35,7 @@ from .net.interfaces import interface_addresses, local_addresses
 from .net.transport import NetTransport
 from .net.udp import BindError, bind_udp, serve_udp
 from .script import aliases_from_config, blacklists_from_config, sockets_from_config
-from .shm import Counters, LockSet, Segment
+from .shm import DEFAULT_MB, Counters, LockSet, Segment
 from .sip.message import dummy_request
 
 __all__ = ["ServerOptions", "StartupError", "run_server"]
@@ -215,7 +215,7 @@ def run_server(compiled: CompiledScript, o: ServerOptions) -> int:
 
 def _init_shared(rt: Runtime, config: dict[str, Any], o: ServerOptions) -> None:
     """Shared memory, statistics and the process table, before any fork."""
-    size = (o.shm_mb or 32) * 1024 * 1024
+    size = (o.shm_mb or DEFAULT_MB) * 1024 * 1024
     rt.shm = Segment(size)
     rt.stats = Statistics(rt.shm, logger=rt.log, sockets=lambda: rt.sockets)
     for mod in rt.registry.modules.values() if rt.registry is not None else ():

@@ -61,6 +61,8 @@ def test_mi_over_fifo_and_datagram_with_the_real_server(tmp_path: Path) -> None:
         rcv = [ln for ln in stats.stdout.splitlines() if ln.startswith("core:rcv_requests = ")]
         assert rcv and int(rcv[0].split("= ")[1]) >= 3, stats.stdout
         assert "sl:2xx_replies = " in stats.stdout
+        shm = sipctl(f"udp:127.0.0.1:{mi_port}", "fifo", "get_statistics", "total_size")
+        assert shm.stdout == f"shmem:total_size = {64 * 1024 * 1024}\n", shm  # no -m: 64 MB
         up = sipctl(f"udp:127.0.0.1:{mi_port}", "uptime")
         assert up.returncode == 0, up.stderr
         assert "Up time::" in up.stdout or "Uptime::" in up.stdout, up.stdout
@@ -75,3 +77,15 @@ def test_sipctl_when_the_server_is_not_running(tmp_path: Path) -> None:
     out = sipctl(f"fifo:{tmp_path / 'nope_fifo'}", "ps", reply_dir=str(tmp_path))
     assert out.returncode == 3
     assert "does not exist" in out.stderr and "is sipserver running" in out.stderr
+
+
+def test_the_m_option_sizes_shared_memory(tmp_path: Path) -> None:
+    mi_port = free_port()
+    cfg = (CFG.replace("@FIFO@", str(tmp_path / "fifo")).replace("@DIR@", str(tmp_path) + "/")
+           .replace("@MIPORT@", str(mi_port)))
+    server = SipServer(tmp_path, cfg, args=["-m", "16"]).start()
+    try:
+        shm = sipctl(f"udp:127.0.0.1:{mi_port}", "fifo", "get_statistics", "total_size")
+        assert shm.stdout == f"shmem:total_size = {16 * 1024 * 1024}\n", shm
+    finally:
+        assert server.stop() == 0

@@ -9,7 +9,7 @@ import pytest
 
 from sipserver.shm.segment import HEAP_AT, MB, Segment, ShmError, ShmOutOfMemory
 
-from .util import in_children
+from .util import fill, in_children
 
 
 @pytest.fixture
@@ -115,12 +115,7 @@ def test_out_of_memory_raises_and_changes_nothing(seg: Segment) -> None:
 
 
 def test_fragmented_memory_cannot_serve_a_big_block_until_it_merges(seg: Segment) -> None:
-    small = []
-    try:
-        while True:
-            small.append(seg.alloc(100))
-    except ShmOutOfMemory:
-        pass
+    small = fill(seg, 100)
     for b in small[::2]:
         seg.free(b)
     info = seg.info()

@@ -8,6 +8,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from typing import Any
 
 
 def in_children(n: int, fn: Callable[[int], None], timeout: float = 20.0) -> None:
@@ -52,3 +53,13 @@ def in_children(n: int, fn: Callable[[int], None], timeout: float = 20.0) -> Non
                 break
             time.sleep(0.002)
     assert not failed, f"{len(failed)} of {n} children failed (see stderr)"
+
+
+def fill(seg: Any, size: int) -> list[int]:
+    """Allocate blocks of ``size`` bytes until the segment is full; their offsets."""
+    taken = []
+    try:
+        while True:
+            taken.append(seg.alloc(size))
+    except MemoryError:  # ShmOutOfMemory
+        return taken

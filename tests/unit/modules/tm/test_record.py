@@ -9,6 +9,8 @@ from sipserver.modules.tm.record import T_CANCELLED, Txn, UacBranch
 from sipserver.modules.tm.store import TmState
 from sipserver.shm import Segment
 
+from ...shm.util import fill
+
 
 def same(a: Txn, b: Txn) -> bool:
     """Equal records (marshal's bytes also depend on reference counts)."""
@@ -112,12 +114,7 @@ def test_a_record_that_cannot_be_saved_is_removed_not_left_stale() -> None:
     st = TmState(Runtime(logger=lambda level, text: logs.append(text)), {}, segment=seg)
     t = sample()
     assert st.insert(t)
-    filler = []
-    try:
-        while True:
-            filler.append(seg.alloc(512))
-    except MemoryError:
-        pass
+    filler = fill(seg, 512)
     # a reply that does not fit: the stored record (fr timer armed) would
     # otherwise fire a 408 for a call that was answered
     t.branches[0].reply = b"SIP/2.0 200 OK\r\n" + b"x" * 8192

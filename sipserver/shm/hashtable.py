@@ -97,13 +97,16 @@ class SharedHash:
 
     # ------------------------------------------------------------ changes
 
-    def put(self, key: bytes, value: bytes, reserve: int = 0, fit: bool = False) -> None:
+    def put(self, key: bytes, value: bytes, reserve: int = 0, fit: bool = False,
+            strict: bool = False) -> None:
         """Store ``value`` for ``key`` (insert or replace).
 
         ``reserve``: when a new block is needed, room for a value of that
         many bytes (a record expected to grow is then rewritten in place);
-        the exact size is taken when memory is too short for it.
-        ``fit``: the record is done growing (it shrank for good): move it
+        the exact size is taken when memory is too short for it, unless
+        ``strict``: then the reserve is required (memory taken up front
+        for what the record will hold) and ShmOutOfMemory says it is not
+        there. ``fit``: the record is done growing (it shrank for good): move it
         to a block of its size when its block is larger, giving the rest
         back (in place when memory is too short to move).
 
@@ -116,7 +119,7 @@ class SharedHash:
         self._acq[s]()
         try:
             link, p, nx, _ = self._find(b, h, key, value=False)
-            self._store(s, b, link, p, nx, h, key, value, reserve, fit)
+            self._store(s, b, link, p, nx, h, key, value, reserve, fit, strict)
         finally:
             self._rel[s]()
 
@@ -232,8 +235,10 @@ class SharedHash:
 
     # ------------------------------------------------------------ internals
 
-    def _alloc(self, need: int, want: int) -> int:
-        """A block of ``want`` bytes, else of ``need`` (ShmOutOfMemory)."""
+    def _alloc(self, need: int, want: int, strict: bool = False) -> int:
+        """A block of ``want`` bytes, else (not ``strict``) of ``need`` (ShmOutOfMemory)."""
+        if strict:
+            return self.seg.alloc(max(need, want))
         if want > need:
             try:
                 return self.seg.alloc(want)
@@ -264,7 +269,8 @@ class SharedHash:
         return link, 0, 0, None
 
     def _store(self, s: int, b: int, link: int, p: int, nx: int, h: int,
-               key: bytes, value: bytes, reserve: int = 0, fit: bool = False) -> None:
+               key: bytes, value: bytes, reserve: int = 0, fit: bool = False,
+               strict: bool = False) -> None:
         """Write ``value`` for ``key`` under stripe lock ``s``.
 
         ``p`` is the existing entry (0: none) and ``link`` the address of
@@ -282,7 +288,7 @@ class SharedHash:
                 buf[p + _ESIZE + kl:p + need] = value
                 return
             try:
-                q = self._alloc(need, 0 if fit else _ESIZE + kl + reserve)
+                q = self._alloc(need, 0 if fit else _ESIZE + kl + reserve, strict)
             except ShmOutOfMemory:
                 if need > cap:
                     raise
@@ -294,7 +300,7 @@ class SharedHash:
             _q_pack(buf, link, q)
             self.seg.free(p)
             return
-        q = self._alloc(need, _ESIZE + kl + reserve)
+        q = self._alloc(need, _ESIZE + kl + reserve, strict)
         at = self._heads + 8 * b
         buf[q:q + need] = _E.pack(_q_unpack(buf, at)[0], h, kl, len(value)) + key + value
         _q_pack(buf, at, q)

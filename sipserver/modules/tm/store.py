@@ -237,7 +237,7 @@ class TmState:
         the saves that follow write in place.
         """
         try:
-            self.table.put(t.tid.encode(), _D.pack(0.0), _D.size + _record_room(t))
+            self.table.put(t.tid.encode(), _D.pack(0.0), _D.size + _record_room(t), strict=True)
         except ShmOutOfMemory:
             self.rt.log(L_ERR, "tm: out of shared memory (no new transaction)")
             return False

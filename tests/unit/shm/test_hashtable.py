@@ -209,3 +209,18 @@ def test_fit_gives_back_the_rest_of_a_reserved_block(seg: Segment) -> None:
     h.put(b"t", b"d" * 590, fit=True)  # close enough: stays
     assert seg.used == fitted and h.get(b"t") == b"d" * 590
     seg.check()
+
+
+def test_strict_reserve_is_all_or_nothing() -> None:
+    seg = Segment(64 * 1024)
+    h = SharedHash(seg, 16, LockSet(2))
+    h.put(b"loose", b"x", reserve=1_000_000)  # too big: the exact size is taken
+    assert h.get(b"loose") == b"x"
+    used = seg.used
+    with pytest.raises(ShmOutOfMemory):
+        h.put(b"strict", b"x", reserve=1_000_000, strict=True)
+    assert h.get(b"strict") is None and seg.used == used
+    h.put(b"strict", b"x", reserve=4000, strict=True)
+    assert seg.used >= used + 4000
+    seg.check()
+    seg.close()

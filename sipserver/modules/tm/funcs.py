@@ -354,7 +354,7 @@ def _relay_new(st: TmState, ctx: MsgContext, t: Txn, dest: Any, flags: int,
             return ret if ret else 1
         return 1
     finally:
-        if not st.insert(t):  # out of shared memory: replies will pass statelessly
+        if not st.insert(t):  # outgrew its reserve, memory short: replies pass statelessly
             ctx.transaction = None
 
 

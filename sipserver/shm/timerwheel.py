@@ -7,11 +7,15 @@ time, so a tick walks only the slots that passed since the last one. A due
 time beyond the horizon (slots x resolution) stays in its slot through
 whole turns until it is reached.
 
-The wheel never removes a node when its owner changes its mind: a record
-that moves its due time adds a node for the new one, and the old node
-comes back from `pop_due` too. Callers check the key's current due time
-(tm reads the 8-byte due in front of each record), which is what 1.6's
-timer lists avoid with per-cell links and we avoid with one cheap lookup.
+The wheel never removes a node when its owner changes its mind; callers
+check the key's current due time when a node comes back (tm reads the
+8-byte due in front of each record), which is what 1.6's timer lists avoid
+with per-cell links and we avoid with one cheap lookup. tm keeps one
+promise: a record due at D has a node due at D or before. A due time that
+moves earlier adds a node; one that moves later needs none, since the
+early node, when it comes back (`pop_due_nodes`), is put back at the
+record's time (`requeue`), which allocates nothing: timers go on when the
+segment is full.
 
 A node is one Segment block: next offset, due time (double), key length,
 key. Slot heads are an array of offsets guarded by a LockSet (slot s by
@@ -83,31 +87,60 @@ class TimerWheel:
         The first call looks at every slot; later ones at the slots passed
         since the previous call (all of them after a stall of a whole turn).
         """
+        out = []
+        free = self.seg.free
+        for key, node in self.pop_due_nodes(now):
+            out.append(key)
+            free(node)
+        return out
+
+    def pop_due_nodes(self, now: float) -> list[tuple[bytes, int]]:
+        """As `pop_due`, with each node kept: (key, node) pairs.
+
+        The caller owns the nodes: `requeue` puts one back at a new time
+        without allocating (so rescheduling works in a full segment),
+        `release` frees it.
+        """
         last = self._tick(now)
         first = last - self.slots + 1 if self._cursor is None else self._cursor + 1
         if last - first + 1 > self.slots:
             first = last - self.slots + 1
-        out: list[bytes] = []
+        out: list[tuple[bytes, int]] = []
         for tick in range(first, last + 1):
             self._collect(tick % self.slots, now, out)
         # the current slot also holds times later in this tick: look again next time
         self._cursor = last - 1
         return out
 
-    def _collect(self, s: int, now: float, out: list[bytes]) -> None:
+    def requeue(self, node: int, due: float) -> None:
+        """Schedule a node from `pop_due_nodes` again, for its key, at `due`."""
+        s = self._tick(due) % self.slots
+        at = self._base + 8 * s
+        buf = self._buf
+        lk = s % self._nl
+        self._acq[lk]()
+        try:
+            _n_pack(buf, node, _q_unpack(buf, at)[0], due, _n_unpack(buf, node)[2])
+            _q_pack(buf, at, node)
+        finally:
+            self._rel[lk]()
+
+    def release(self, node: int) -> None:
+        """Free a node from `pop_due_nodes`."""
+        self.seg.free(node)
+
+    def _collect(self, s: int, now: float, out: list[tuple[bytes, int]]) -> None:
         buf = self._buf
         link = self._base + 8 * s
         lk = s % self._nl
-        free = self.seg.free
         self._acq[lk]()
         try:
             p = _q_unpack(buf, link)[0]
             while p:
                 nx, due, kl = _n_unpack(buf, p)
                 if due <= now:
-                    out.append(bytes(buf[p + _NSIZE:p + _NSIZE + kl]))
+                    out.append((bytes(buf[p + _NSIZE:p + _NSIZE + kl]), p))
                     _q_pack(buf, link, nx)
-                    free(p)
                 else:  # a later turn of the wheel
                     link = p
                 p = nx

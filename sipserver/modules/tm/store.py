@@ -194,33 +194,52 @@ class TmState:
     def exists(self, tid: str) -> bool:
         return tid.encode() in self.table
 
-    def _put(self, t: Txn, room: int = 0, fit: bool = False) -> bool:
+    def _put(self, t: Txn, room: int = 0, fit: bool = False, node: int = 0) -> bool:
+        """Write the record; keep the wheel's promise for it.
+
+        The promise: a record due at D has a wheel node due at D or before
+        (`due_now` moves a node that comes early to the record's time). So
+        a due time that moves later needs no new node, one that moves
+        earlier (or is armed anew) does; `node`, one the timer popped for
+        this record, is put back instead of allocating one (or freed), and
+        is this call's to handle whatever happens.
+        """
         due = t.next_due()
-        value = _D.pack(due) + t.encode()
+        try:
+            value = _D.pack(due) + t.encode()
+        except Exception:
+            if node:  # the node is ours to keep scheduled: try again in a second
+                self.wheel.requeue(node, self.clock() + 1.0)
+            raise
         key = t.tid.encode()
         try:
-            # the wheel first: a node whose record is missing is skipped, a
-            # record without its node would never come due
-            if due and due != t.due_indexed:
+            # the wheel first: a node whose record is missing is dropped when
+            # it comes due, a record without its node would never come due
+            if node:
+                if due:
+                    self.wheel.requeue(node, due)
+                else:
+                    self.wheel.release(node)
+            elif due and (not t.due_indexed or due < t.due_indexed):
                 self.wheel.add(key, due)
             self.table.put(key, value, max(room, len(value)) if room else 0, fit)
         except ShmOutOfMemory:
             self.rt.log(L_ERR, "tm: out of shared memory (transaction not stored)")
             return False
-        if due:
-            t.due_indexed = due
+        t.due_indexed = due
         return True
 
-    def save(self, t: Txn) -> bool:
+    def save(self, t: Txn, node: int = 0) -> bool:
         """Write the record back (under its lock) with its next due time.
 
         A completed transaction is compacted on the way (`Txn.compact`).
         When the record cannot be written (it grew, memory is full), the
         stored one is stale: its timers would still fire (a 408 after a
         relayed 200), so it is removed and the transaction goes on
-        statelessly, as one that could not be stored at all.
+        statelessly, as one that could not be stored at all. `node`: the
+        timer's wheel node for it (`due_now`), rescheduled or freed here.
         """
-        if self._put(t, fit=t.compact()):
+        if self._put(t, fit=t.compact(), node=node):
             return True
         self.delete(t.tid)
         return False
@@ -256,25 +275,30 @@ class TmState:
         if self.table.pop(tid.encode()) is not None:
             self.stat("inuse_transactions", -1)
 
-    def due_now(self, now: float) -> list[str]:
-        """Ids of the transactions with a timer due at `now` (timer process):
-        their wheel entries are used up, so the caller must handle each
-        (run_timers saves it, which schedules its next time, or deletes it).
+    def due_now(self, now: float) -> list[tuple[str, int]]:
+        """The transactions with a timer due at `now` (timer process), each
+        with the wheel node that brought it: the caller hands the node to
+        `save` (which reschedules it) or frees it (`wheel.release`).
 
-        The wheel gives every tid scheduled up to now; one whose record is
-        gone or whose due time moved on is left out (its new time has its
-        own wheel entry).
+        A node whose record is gone, has no timer, or was seen already in
+        this pass is freed; one whose record is due later (its due time
+        moved on) is put back at that time: rescheduling never allocates,
+        so timers go on in a full segment.
         """
         out = []
         seen = set()
         get = self.table.get
-        for key in self.wheel.pop_due(now):
-            if key in seen:
-                continue
-            seen.add(key)
-            data = get(key)
-            if data is not None and len(data) >= 8 and 0 < _D.unpack_from(data)[0] <= now:
-                out.append(key.decode())
+        release = self.wheel.release
+        for key, node in self.wheel.pop_due_nodes(now):
+            data = get(key) if key not in seen else None
+            due = _D.unpack_from(data)[0] if data is not None and len(data) > _D.size else 0.0
+            if not due:
+                release(node)
+            elif due > now:
+                self.wheel.requeue(node, due)
+            else:
+                seen.add(key)
+                out.append((key.decode(), node))
         return out
 
     def __len__(self) -> int:

@@ -57,24 +57,26 @@ def txn_timers(st: TmState, t: Txn, now: float) -> bool:
 def run_timers(st: TmState) -> None:
     """One timer pass over every transaction with something due."""
     now = st.clock()
-    for tid in st.due_now(now):
+    for tid, node in st.due_now(now):
         st.lock(tid)
         try:
             t = st.load(tid)
             if t is None:
+                st.wheel.release(node)
+                node = 0
                 continue
             if txn_timers(st, t, now):
-                t.due_indexed = 0.0  # its wheel entry was used up: schedule again
-                st.save(t)
+                kept, node = node, 0
+                st.save(t, node=kept)  # its node goes back on the wheel
             else:
                 if t.tmcbs or t.tmcb_keys:
                     callbacks.on_delete(st, t)
                 st.delete(tid)
+                st.wheel.release(node)
+                node = 0
         except Exception as e:  # one bad record must not stop the others
             st.rt.log(L_ERR, f"tm: timer on transaction {tid}: {e!r}")
-            try:  # its wheel entry is used up: try again in a second
-                st.wheel.add(tid.encode(), now + 1.0)
-            except Exception:  # out of memory: the record stays until restart
-                pass
+            if node:  # try again in a second
+                st.wheel.requeue(node, now + 1.0)
         finally:
             st.unlock(tid)

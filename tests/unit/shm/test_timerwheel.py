@@ -7,7 +7,7 @@ import pytest
 from sipserver.shm import LockSet, Segment, ShmOutOfMemory
 from sipserver.shm.timerwheel import TimerWheel
 
-from .util import in_children
+from .util import fill, in_children
 
 
 @pytest.fixture
@@ -95,3 +95,24 @@ def test_processes_schedule_and_the_timer_sees_all(seg: Segment) -> None:
     in_children(4, child)
     keys = w.pop_due(5.0)
     assert len(keys) == 800 and len(set(keys)) == 800
+
+
+def test_a_popped_node_is_requeued_without_allocating_even_when_memory_is_full() -> None:
+    seg = Segment(64 * 1024)
+    w = TimerWheel(seg, slots=16, resolution=0.1, locks=LockSet(4))
+    w.add(b"txn", 100.05)
+    ((key, node),) = w.pop_due_nodes(100.1)
+    assert key == b"txn" and len(w) == 0
+    taken = fill(seg, 32)
+    used = seg.used
+    w.requeue(node, 102.0)  # a whole turn and more away
+    assert seg.used == used and len(w) == 1
+    assert w.pop_due(101.0) == []
+    ((key, again),) = w.pop_due_nodes(102.05)
+    assert key == b"txn" and again == node
+    w.release(node)
+    assert seg.used < used and len(w) == 0
+    for off in taken:
+        seg.free(off)
+    seg.check()
+    seg.close()

@@ -247,3 +247,44 @@ def test_t_relay_out_of_memory_forwards_nothing_and_fails_as_16() -> None:
     assert [first_line(d) for _, _, d in r.sent[1:]][:2] == [
         "SIP/2.0 100 Giving a try", "INVITE sip:bob@127.0.0.5:5080 SIP/2.0"]
     assert len(st) == 1
+
+
+def test_timers_run_on_in_a_full_segment() -> None:
+    """Rescheduling reuses the timer's wheel node: retransmissions, the 408
+    and the deletion need no new shared memory."""
+    r, st, clock = runner(PROXY, params='modparam("tm", "fr_timer", 2)\n')
+    r.request(invite(method="OPTIONS"))
+    taken = fill(st.table.seg, 32)
+    for step, expect in ((0.5, 2), (1.0, 2), (1.6, 3)):
+        clock.now = 1000.0 + step
+        run_timers(st)
+        assert len(r.sent) == expect, step
+    clock.now = 1002.0
+    run_timers(st)
+    assert first_line(r.sent[-1][2]) == "SIP/2.0 408 Request Timeout"
+    assert len(st) == 1
+    clock.now = 1008.0
+    run_timers(st)
+    assert len(st) == 0
+    for off in taken:
+        st.table.seg.free(off)
+    st.table.seg.check()
+
+
+def test_a_reply_in_a_full_segment_keeps_the_transaction() -> None:
+    """The 486's later due time needs no new wheel node, so its save cannot
+    fail for want of one: the transaction stays and absorbs the ACK."""
+    r, st, clock = runner("route { t_relay(); }")
+    r.request(invite())
+    fwd = r.sent[1][2]
+    taken = fill(st.table.seg, 32)
+    clock.now = 1000.1
+    assert feed_reply(r, reply_to(fwd, 486, "Busy Here"))
+    assert [first_line(d) for _, _, d in r.sent[2:]] == [
+        "ACK sip:bob@127.0.0.5:5080 SIP/2.0", "SIP/2.0 486 Busy Here"]
+    assert len(st) == 1
+    n = len(r.sent)
+    r.request(invite(method="ACK", to_tag="uas1"))  # hop-by-hop: absorbed
+    assert len(r.sent) == n and len(st) == 1
+    for off in taken:
+        st.table.seg.free(off)

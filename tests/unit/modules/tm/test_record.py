@@ -46,7 +46,10 @@ def test_store_save_load_delete_and_due_index() -> None:
     t = sample()
     assert st.insert(t)
     assert same(st.load(t.tid), t)
-    assert st.due_now(49.0) == [] and st.due_now(50.0) == [t.tid]
+    assert st.due_now(49.0) == []
+    ((tid, node),) = st.due_now(50.0)
+    assert tid == t.tid
+    st.wheel.release(node)
     t.uas_retr_due = 0.0
     t.branches[0].fr_due = 0.0
     st.save(t)
@@ -127,3 +130,22 @@ def test_a_record_that_cannot_be_saved_is_removed_not_left_stale() -> None:
     for off in filler:
         seg.free(off)
     seg.check()
+
+
+def test_a_due_time_that_moves_later_needs_no_new_wheel_node() -> None:
+    st = TmState(Runtime(), {}, segment=Segment(2 * 1024 * 1024))
+    t = sample()  # due at 50 (uas_retr_due)
+    assert st.insert(t) and len(st.wheel) == 1
+    t.uas_retr_due = 0.0  # next: the branch's fr at 99
+    assert st.save(t) and len(st.wheel) == 1
+    assert st.due_now(60.0) == []  # the early node moved itself to 99
+    assert len(st.wheel) == 1
+    ((tid, node),) = st.due_now(99.0)
+    assert tid == t.tid
+    t = st.load(tid)
+    t.branches[0].fr_due = 130.0
+    assert st.save(t, node=node) and len(st.wheel) == 1  # the timer's node, moved
+    t = st.load(tid)
+    t.branches[0].fr_due = 120.0  # earlier than the record's time: a node of its own
+    assert st.save(t) and len(st.wheel) == 2
+    assert [tid for tid, _ in st.due_now(120.0)] == [t.tid]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from sipserver.modules.tm.timer import run_timers
 
 from ...shm.util import fill
@@ -57,10 +59,15 @@ def test_invite_100_branch_and_retransmission_absorbed() -> None:
     assert r.sent[4][2] == relayed
 
 
-def test_request_retransmission_timer_and_fr_408() -> None:
+@pytest.mark.parametrize("full", [False, True], ids=["memory", "full-segment"])
+def test_request_retransmission_timer_and_fr_408(full: bool) -> None:
+    """With `full`, the segment has no free byte left after the request:
+    rescheduling reuses the timer's wheel node, so the retransmissions, the
+    408 and the deletion need no new shared memory."""
     r, st, clock = runner(PROXY, params='modparam("tm", "fr_timer", 2)\n')
     r.request(invite(method="OPTIONS"))
     assert len(r.sent) == 1  # no 100 for non-INVITE
+    taken = fill(st.table.seg, 32) if full else []
     for step, expect in ((0.5, 2), (1.0, 2), (1.6, 3)):
         clock.now = 1000.0 + step
         run_timers(st)
@@ -70,9 +77,13 @@ def test_request_retransmission_timer_and_fr_408() -> None:
     last = r.sent[-1][2]
     assert first_line(last) == "SIP/2.0 408 Request Timeout"
     assert re.search(rb"\r\nTo: <sip:bob@x>;tag=[0-9a-f]{32}-[0-9a-f]{4}\r\n", last)
+    assert len(st) == 1
     clock.now = 1008.0  # wt_timer removes it
     run_timers(st)
     assert len(st) == 0
+    for off in taken:
+        st.table.seg.free(off)
+    st.table.seg.check()
 
 
 def test_serial_forking_from_failure_route() -> None:
@@ -247,28 +258,6 @@ def test_t_relay_out_of_memory_forwards_nothing_and_fails_as_16() -> None:
     assert [first_line(d) for _, _, d in r.sent[1:]][:2] == [
         "SIP/2.0 100 Giving a try", "INVITE sip:bob@127.0.0.5:5080 SIP/2.0"]
     assert len(st) == 1
-
-
-def test_timers_run_on_in_a_full_segment() -> None:
-    """Rescheduling reuses the timer's wheel node: retransmissions, the 408
-    and the deletion need no new shared memory."""
-    r, st, clock = runner(PROXY, params='modparam("tm", "fr_timer", 2)\n')
-    r.request(invite(method="OPTIONS"))
-    taken = fill(st.table.seg, 32)
-    for step, expect in ((0.5, 2), (1.0, 2), (1.6, 3)):
-        clock.now = 1000.0 + step
-        run_timers(st)
-        assert len(r.sent) == expect, step
-    clock.now = 1002.0
-    run_timers(st)
-    assert first_line(r.sent[-1][2]) == "SIP/2.0 408 Request Timeout"
-    assert len(st) == 1
-    clock.now = 1008.0
-    run_timers(st)
-    assert len(st) == 0
-    for off in taken:
-        st.table.seg.free(off)
-    st.table.seg.check()
 
 
 def test_a_reply_in_a_full_segment_keeps_the_transaction() -> None:

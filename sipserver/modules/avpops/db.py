@@ -162,6 +162,18 @@ def _uint(text: str) -> int | None:
     return int32(int(text)) if _INT_RE.fullmatch(text) else None
 
 
+def _db_args(ctx: MsgContext, st: AvpopsState, src: Source, name: DbName, idx: int | None
+             ) -> tuple[DbLink, tuple[str | None, str | None, str | None],
+                        tuple[Any, str | None]] | None:
+    """What avp_db_load/store/delete work on: the DB link, the source's
+    (uuid, username, domain) and the attribute; None (logged) when one is missing."""
+    link = _link(ctx, st, idx)
+    who = _who(ctx, src)
+    got = _attr(ctx, name)
+    if link is None or who is None or got is None:
+        return None
+    return link, who, got
+
 # ---------------------------------------------------------------- load
 
 
@@ -202,11 +214,10 @@ def _row_avp(row: tuple[Any, ...], name: DbName, avp_name: Any,
 def db_load(ctx: MsgContext, st: AvpopsState, src: Source, name: DbName,
             idx: int | None) -> int:
     """avp_db_load: 1 when at least one AVP was loaded."""
-    link = _link(ctx, st, idx)
-    who = _who(ctx, src)
-    got = _attr(ctx, name)
-    if link is None or who is None or got is None:
+    args = _db_args(ctx, st, src, name, idx)
+    if args is None:
         return -1
+    link, who, got = args
     avp_name, attr = got
     scheme = name.scheme
     keys, values = _selection(st, src, who, attr, scheme)
@@ -240,11 +251,10 @@ def db_load(ctx: MsgContext, st: AvpopsState, src: Source, name: DbName,
 def db_store(ctx: MsgContext, st: AvpopsState, src: Source, name: DbName,
              idx: int | None) -> int:
     """avp_db_store: one row per AVP value not yet in the DB; 1 if any was stored."""
-    link = _link(ctx, st, idx)
-    who = _who(ctx, src)
-    got = _attr(ctx, name)
-    if link is None or who is None or got is None:
+    args = _db_args(ctx, st, src, name, idx)
+    if args is None:
         return -1
+    link, who, got = args
     uuid, user, host = who
     domain = host if (st.use_domain or src.mode == DOMAIN) and host is not None else ""
     c = st.cols
@@ -282,11 +292,10 @@ def db_store(ctx: MsgContext, st: AvpopsState, src: Source, name: DbName,
 def db_delete(ctx: MsgContext, st: AvpopsState, src: Source, name: DbName,
               idx: int | None) -> int:
     """avp_db_delete: remove the source's rows (of one attribute when named)."""
-    link = _link(ctx, st, idx)
-    who = _who(ctx, src)
-    got = _attr(ctx, name)
-    if link is None or who is None or got is None:
+    args = _db_args(ctx, st, src, name, idx)
+    if args is None:
         return -1
+    link, who, got = args
     keys, values = _selection(st, src, who, got[1])
     try:
         link.connection().delete(name.table or st.table, keys, None, values)

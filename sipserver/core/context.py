@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..sip.errors import ParseError
+from ..sip.uri import Uri, parse_uri
 from .exports import REQUEST_ROUTE
 
 if TYPE_CHECKING:
@@ -258,6 +260,16 @@ class MsgContext:
 
     def set_ruri(self, uri: str) -> None:
         self.new_uri = uri
+
+    def parsed_ruri(self) -> Uri:
+        """The current Request-URI parsed (rewritten or as received);
+        ParseError for a reply, a missing R-URI or one that does not parse."""
+        if not self.msg.is_request:
+            raise ParseError("not a request")
+        uri = parse_uri(self.new_uri) if self.new_uri is not None else self.msg.ruri
+        if uri is None:
+            raise ParseError("no Request-URI")
+        return uri
 
     def reset_for_run(self, route_type: int) -> None:
         """1.6's per top-level run reset: script flags, stop state, error."""

@@ -45,6 +45,7 @@ __all__ = [
     "DbUrlError",
     "DbValue",
     "check_table_version",
+    "connection_hooks",
     "db_bind",
     "parse_db_url",
     "table_version",
@@ -266,6 +267,20 @@ class ProcessConnection:
             except DbError:
                 pass
 
+
+def connection_hooks(name: str) -> tuple[Callable[[Any, int], None], Callable[[Any], None]]:
+    """child_init and destroy of a module whose state keeps its
+    `ProcessConnection` in `.db` (state None: the module is not in use)."""
+
+    def child_init(module: Any, rank: int) -> None:
+        if module.state is not None:
+            module.state.db.open_or_log(module.rt, name)
+
+    def destroy(module: Any) -> None:
+        if module.state is not None:
+            module.state.db.close()
+
+    return child_init, destroy
 
 def as_text(value: DbValue) -> str:
     """A column value as text: NULL is "", BLOBs are latin-1 (1.6 str semantics)."""

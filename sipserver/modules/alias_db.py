@@ -42,6 +42,7 @@ from ..db.api import (
     DbError,
     ProcessConnection,
     as_text,
+    connection_hooks,
     db_bind,
 )
 from ..lang.pv import PVError
@@ -124,11 +125,7 @@ def alias_db_lookup(ctx: MsgContext, module: LoadedModule, table_fmt: Any, flags
         ctx.rt.log(L_ERR, "alias_db: module not initialised")
         return -1
     try:
-        if not ctx.msg.is_request:
-            raise ParseError("not a request")
-        uri = parse_uri(ctx.new_uri) if ctx.new_uri is not None else ctx.msg.ruri
-        if uri is None:
-            raise ParseError("no Request-URI")
+        uri = ctx.parsed_ruri()
     except ParseError as e:
         ctx.rt.log(L_ERR, f"alias_db: bad R-URI: {e}")
         return -1
@@ -244,17 +241,7 @@ def _mod_init(module: LoadedModule) -> None:
     )
 
 
-def _child_init(module: LoadedModule, rank: int) -> None:
-    st: AliasState | None = module.state
-    if st is None:
-        return
-    st.db.open_or_log(module.rt, "alias_db")
-
-
-def _destroy(module: LoadedModule) -> None:
-    st: AliasState | None = module.state
-    if st is not None:
-        st.db.close()
+_child_init, _destroy = connection_hooks("alias_db")
 
 
 _RF = REQUEST_ROUTE | FAILURE_ROUTE

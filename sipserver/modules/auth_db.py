@@ -42,6 +42,7 @@ from ..db.api import (
     ProcessConnection,
     as_text,
     check_table_version,
+    connection_hooks,
     db_bind,
 )
 from .auth.api import (
@@ -251,18 +252,7 @@ def _mod_init(module: LoadedModule) -> None:
     )
 
 
-def _child_init(module: LoadedModule, rank: int) -> None:
-    """Open this process's connection; a failure is logged and retried on use."""
-    st: AuthDbState | None = module.state
-    if st is None:
-        return
-    st.db.open_or_log(module.rt, "auth_db")
-
-
-def _destroy(module: LoadedModule) -> None:
-    st: AuthDbState | None = module.state
-    if st is not None:
-        st.db.close()
+_child_init, _destroy = connection_hooks("auth_db")
 
 
 exports = ModuleExports(

@@ -52,7 +52,6 @@ from ..mi.tree import MIReply
 from ..shm.locks import new_lock
 from ..shm.segment import Segment, ShmOutOfMemory
 from ..sip.errors import ParseError
-from ..sip.uri import parse_uri
 
 TABLE_VERSION = 2
 DEFAULT_RODB_URL = "mysql://opensipsro:opensipsro@localhost/opensips"
@@ -261,11 +260,7 @@ def is_uri_host_local(ctx: MsgContext, module: LoadedModule) -> int:
     if st is None:
         return -1
     try:
-        if not ctx.msg.is_request:
-            raise ParseError("not a request")
-        uri = parse_uri(ctx.new_uri) if ctx.new_uri is not None else ctx.msg.ruri
-        if uri is None:
-            raise ParseError("no Request-URI")
+        uri = ctx.parsed_ruri()
     except ParseError as e:
         ctx.rt.log(L_ERR, f"domain: error while parsing R-URI: {e}")
         return -1

@@ -41,6 +41,7 @@ from ..db.api import (
     DbError,
     ProcessConnection,
     check_table_version,
+    connection_hooks,
     db_bind,
 )
 from ..lang.pv import PVError
@@ -103,11 +104,7 @@ def get_username_domain(ctx: MsgContext, text: str) -> tuple[str, str] | None:
     kind = _hf_type(text)
     try:
         if kind == 1:
-            if not ctx.msg.is_request:
-                raise ParseError("not a request")
-            uri = parse_uri(ctx.new_uri) if ctx.new_uri is not None else ctx.msg.ruri
-            if uri is None:
-                raise ParseError("no Request-URI")
+            uri = ctx.parsed_ruri()
         elif kind == 2:
             to = ctx.msg.to
             if to is None:
@@ -136,6 +133,18 @@ def get_username_domain(ctx: MsgContext, text: str) -> tuple[str, str] | None:
 # ---------------------------------------------------------------- functions
 
 
+def _checked_user(ctx: MsgContext, uri_fmt: Any) -> tuple[str, str] | None:
+    """(user, domain) of the argument, with a username; None (logged) otherwise."""
+    ud = get_username_domain(ctx, uri_fmt.render(ctx))
+    if ud is None:
+        ctx.rt.log(L_ERR, "group: failed to get username@domain")
+        return None
+    if not ud[0]:
+        ctx.rt.log(L_DBG, "group: no username part")
+        return None
+    return ud
+
+
 def db_is_user_in(ctx: MsgContext, module: LoadedModule, uri_fmt: Any, grp_fmt: Any) -> int:
     """1 when the user of `uri` is in `group` (grp table), -6 when not."""
     st: GroupState | None = module.state
@@ -143,14 +152,10 @@ def db_is_user_in(ctx: MsgContext, module: LoadedModule, uri_fmt: Any, grp_fmt: 
         ctx.rt.log(L_ERR, "group: module not initialised")
         return -1
     group = grp_fmt.render(ctx)
-    ud = get_username_domain(ctx, uri_fmt.render(ctx))
+    ud = _checked_user(ctx, uri_fmt)
     if ud is None:
-        ctx.rt.log(L_ERR, "group: failed to get username@domain")
         return -1
     user, domain = ud
-    if not user:
-        ctx.rt.log(L_DBG, "group: no username part")
-        return -1
     n = 3 if st.use_domain else 2
     try:
         res = st.db.get().query(
@@ -173,14 +178,10 @@ def db_get_user_group(ctx: MsgContext, module: LoadedModule, uri_fmt: Any, avp: 
     if st is None:
         ctx.rt.log(L_ERR, "group: module not initialised")
         return -1
-    ud = get_username_domain(ctx, uri_fmt.render(ctx))
+    ud = _checked_user(ctx, uri_fmt)
     if ud is None:
-        ctx.rt.log(L_ERR, "group: failed to get username@domain")
         return -1
     user, domain = ud
-    if not user:
-        ctx.rt.log(L_DBG, "group: no username part")
-        return -1
     if 4 + len(user) + 1 + len(domain) + 1 > MAX_URI_SIZE:
         ctx.rt.log(L_ERR, "group: URI to large!!")
         return -1
@@ -268,17 +269,7 @@ def _mod_init(module: LoadedModule) -> None:
     module.state = st
 
 
-def _child_init(module: LoadedModule, rank: int) -> None:
-    st: GroupState | None = module.state
-    if st is None:
-        return
-    st.db.open_or_log(module.rt, "group")
-
-
-def _destroy(module: LoadedModule) -> None:
-    st: GroupState | None = module.state
-    if st is not None:
-        st.db.close()
+_child_init, _destroy = connection_hooks("group")
 
 
 # ---------------------------------------------------------------- fixups

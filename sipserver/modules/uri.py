@@ -49,13 +49,8 @@ def authorized_credentials(ctx: MsgContext) -> Any:
 
 def _current_ruri(ctx: MsgContext) -> Uri | None:
     """The parsed current R-URI (rewritten or as received); None if unparsable."""
-    msg = ctx.msg
-    if not msg.is_request:
-        return None
-    if ctx.new_uri is None:
-        return msg.ruri
     try:
-        return parse_uri(ctx.new_uri)
+        return ctx.parsed_ruri()
     except ParseError:
         return None
 

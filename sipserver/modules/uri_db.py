@@ -44,6 +44,7 @@ from ..db.api import (
     DbError,
     ProcessConnection,
     check_table_version,
+    connection_hooks,
     db_bind,
 )
 from ..lang.pv import PVError
@@ -185,11 +186,7 @@ def db_does_uri_exist(ctx: MsgContext, module: LoadedModule) -> int:
     if st is None:
         return ERR_INTERNAL
     try:
-        if not ctx.msg.is_request:
-            raise ParseError("not a request")
-        uri = parse_uri(ctx.new_uri) if ctx.new_uri is not None else ctx.msg.ruri
-        if uri is None:
-            raise ParseError("no Request-URI")
+        uri = ctx.parsed_ruri()
     except ParseError as e:
         ctx.rt.log(L_ERR, f"uri: error while parsing URI: {e}")
         return ERR_INTERNAL
@@ -345,14 +342,4 @@ def mod_init(module: LoadedModule) -> None:
     module.state = st
 
 
-def child_init(module: LoadedModule, rank: int) -> None:
-    st = module.state
-    if not isinstance(st, UriDbState) or st.binding is None:
-        return
-    st.db.open_or_log(module.rt, "uri")
-
-
-def destroy(module: LoadedModule) -> None:
-    st = module.state
-    if isinstance(st, UriDbState):
-        st.db.close()
+child_init, destroy = connection_hooks("uri")

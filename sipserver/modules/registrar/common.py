@@ -10,15 +10,18 @@ too unless case_sensitive.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from ...core.runtime import L_ERR, L_WARN
+from ...lang.pv import PVError
 from ...sip.errors import ParseError
 from ...sip.uri import parse_uri
 from ..usrloc import Q_UNSPECIFIED, UDomain, Usrloc, bind_usrloc
 from .rerrno import R_AOR_LEN, R_AOR_PARSE, R_UNESCAPE, RegError
 
-__all__ = ["RegState", "extract_aor", "make_state"]
+__all__ = ["RegState", "extract_aor", "make_state", "render_flags"]
 
 MAX_AOR_LEN = 256
 USERNAME_MAX_SIZE = 64
@@ -26,6 +29,23 @@ DOMAIN_MAX_SIZE = 128
 MAX_Q = 1000
 MIN_Q = 0
 _HEX = frozenset("0123456789abcdefABCDEF")
+
+F = TypeVar("F")
+
+
+def render_flags(ctx: Any, fmt: Any, parse: Callable[[str], tuple[F, list[str]]]) -> F | None:
+    """A flags argument given as a format, rendered and parsed for this
+    message; unknown flag letters are warned about, None (logged) when it
+    cannot be rendered."""
+    try:
+        text = fmt.render(ctx)
+    except PVError as e:
+        ctx.rt.log(L_ERR, f"registrar: invalid flags parameter: {e}")
+        return None
+    parsed, unknown = parse(text)
+    for ch in unknown:
+        ctx.rt.log(L_WARN, f"registrar: unsupported flag {ch}")
+    return parsed
 
 
 @dataclass(slots=True)

@@ -16,11 +16,10 @@ from typing import Any
 
 from ...core.context import MAX_BRANCHES, Branch, MsgContext
 from ...core.errors import E_TOO_MANY_BRANCHES
-from ...core.runtime import L_DBG, L_ERR, L_WARN, SocketInfo
-from ...lang.pv import PVError
+from ...core.runtime import L_DBG, L_ERR, SocketInfo
 from ...sip.errors import ParseError
 from ..usrloc import Q_UNSPECIFIED, UContact, UDomain
-from .common import RegState, extract_aor
+from .common import RegState, extract_aor, render_flags
 from .path import path_dst_uri
 from .rerrno import RegError
 from .save import pv_string
@@ -55,15 +54,7 @@ def _flags(ctx: MsgContext, flags: Any) -> int | None:
         return 0
     if isinstance(flags, LookupFlags):
         return int(flags)
-    try:
-        text = flags.render(ctx)
-    except PVError as e:
-        ctx.rt.log(L_ERR, f"registrar: invalid flags parameter: {e}")
-        return None
-    value, unknown = parse_lookup_flags(text)
-    for ch in unknown:
-        ctx.rt.log(L_WARN, f"registrar: unsupported flag {ch}")
-    return value
+    return render_flags(ctx, flags, parse_lookup_flags)
 
 
 def _local(ctx: MsgContext, sock: SocketInfo | None) -> SocketInfo | None:

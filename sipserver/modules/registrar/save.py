@@ -31,7 +31,7 @@ from ...sip.errors import ParseError
 from ...sip.headers import NameAddr
 from ...sip.uri import parse_uri
 from ..usrloc import FL_MEM, ContactInfo, UDomain, URecord
-from .common import RegState, extract_aor
+from .common import RegState, extract_aor, render_flags
 from .path import build_path_vector
 from .reply import REG_SAVE_PATH_FLAG, build_contact, send_reply
 from .rerrno import (
@@ -449,15 +449,7 @@ def _flags(ctx: MsgContext, flags: Any) -> SaveFlags | None:
         return SaveFlags()
     if isinstance(flags, SaveFlags):
         return flags
-    try:
-        text = flags.render(ctx)
-    except PVError as e:
-        ctx.rt.log(L_ERR, f"registrar: invalid flags parameter: {e}")
-        return None
-    parsed, unknown = parse_save_flags(text)
-    for ch in unknown:
-        ctx.rt.log(L_WARN, f"registrar: unsupported flag {ch}")
-    return parsed
+    return render_flags(ctx, flags, parse_save_flags)
 
 
 def pv_string(ctx: MsgContext, pv: Any, what: str) -> str | None:

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..sip.errors import ParseError
 from ..sip.uri import Uri, parse_uri
+from .errors import E_TOO_MANY_BRANCHES
 from .exports import REQUEST_ROUTE
+from .runtime import L_ERR
 
 if TYPE_CHECKING:
     from ..sip.message import SipMsg
@@ -260,6 +262,16 @@ class MsgContext:
 
     def set_ruri(self, uri: str) -> None:
         self.new_uri = uri
+
+    def branches_full(self, who: str) -> bool:
+        """No room for another appended branch (1.6 append_branch: at most
+        MAX_BRANCHES - 1): logged, and the error sl_reply_error reports
+        (500 Forking capacity exceeded) is set."""
+        if len(self.branches) < MAX_BRANCHES - 1:
+            return False
+        self.rt.log(L_ERR, f"{who}: max nr of branches exceeded")
+        self.ser_error = E_TOO_MANY_BRANCHES
+        return True
 
     def parsed_ruri(self) -> Uri:
         """The current Request-URI parsed (rewritten or as received);

@@ -28,8 +28,7 @@ import socket as pysocket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..core.context import MAX_BRANCHES, MAX_FLAG, Branch
-from ..core.errors import E_TOO_MANY_BRANCHES
+from ..core.context import MAX_FLAG, Branch
 from ..core.exports import FAILURE_ROUTE, REQUEST_ROUTE
 from ..core.forward import Dest, forward_request, parse_phostport, send_to
 from ..core.runtime import L_ALERT, L_CRIT, L_DBG, L_ERR, L_INFO, L_NOTICE, L_WARN
@@ -509,9 +508,7 @@ def str2q(text: str) -> int:
 def _append_branch(ctx: MsgContext, uri: str | None, dst_uri: str | None,
                    path: str | None, q: int | None, flags: int, sock: Any) -> int:
     """1.6's append_branch(): at most MAX_BRANCHES - 1 appended branches."""
-    if len(ctx.branches) >= MAX_BRANCHES - 1:
-        ctx.rt.log(L_ERR, "append_branch: max nr of branches exceeded")
-        ctx.ser_error = E_TOO_MANY_BRANCHES  # sl_reply_error: 500 Forking capacity exceeded
+    if ctx.branches_full("append_branch"):
         return E_UNSPEC
     uri = uri or ctx.ruri
     if not uri:

@@ -21,8 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.context import MAX_BRANCHES, Branch, MsgContext
-from ..core.errors import E_TOO_MANY_BRANCHES
+from ..core.context import Branch, MsgContext
 from ..core.exports import (
     BRANCH_ROUTE,
     FAILURE_ROUTE,
@@ -139,9 +138,7 @@ def alias_db_lookup(ctx: MsgContext, module: LoadedModule, table_fmt: Any, flags
             return True
         if not st.append_branches:
             return True
-        if len(c.branches) >= MAX_BRANCHES - 1:
-            c.rt.log(L_ERR, "alias_db: max nr of branches exceeded")
-            c.ser_error = E_TOO_MANY_BRANCHES
+        if c.branches_full("alias_db"):
             return False
         c.branches.append(Branch(alias, None, None, MIN_Q, 0, None))
         return True

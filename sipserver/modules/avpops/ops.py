@@ -15,8 +15,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from ...core.context import MAX_BRANCHES, Branch
-from ...core.errors import E_TOO_MANY_BRANCHES
+from ...core.context import Branch
 from ...core.runtime import L_DBG, L_ERR, L_INFO
 from ...lang.actions import rewrite_uri
 from ...lang.format import NULL_TEXT
@@ -46,9 +45,7 @@ def _plain(v: Any) -> int | str:
 
 def _append_branch(ctx: MsgContext, uri: str | None) -> bool:
     """1.6 append_branch(msg, uri, no dst, no path, no q, no flags, socket)."""
-    if len(ctx.branches) >= MAX_BRANCHES - 1:
-        ctx.rt.log(L_ERR, "avpops: append_branch: max nr of branches exceeded")
-        ctx.ser_error = E_TOO_MANY_BRANCHES
+    if ctx.branches_full("avpops: append_branch"):
         return False
     sock = ctx.force_socket if uri else None  # a pushed $br keeps the forced socket
     ctx.branches.append(Branch(uri or ctx.ruri, None, None, None, 0, sock))

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...core.context import MAX_BRANCHES, Branch, MsgContext
-from ...core.errors import E_TOO_MANY_BRANCHES
+from ...core.context import Branch, MsgContext
 from ...core.runtime import L_DBG, L_ERR, SocketInfo
 from ...sip.errors import ParseError
 from ..usrloc import Q_UNSPECIFIED, UContact, UDomain
@@ -141,10 +140,7 @@ def lookup(ctx: MsgContext, st: RegState, dom: UDomain, flags: Any = None,
                 except ParseError:
                     ctx.rt.log(L_ERR, "registrar: failed to get dst_uri for Path")
                     continue
-            if len(ctx.branches) >= MAX_BRANCHES - 1:
-                ctx.rt.log(L_ERR, "registrar: failed to append a branch (max nr of "
-                                  "branches exceeded)")
-                ctx.ser_error = E_TOO_MANY_BRANCHES
+            if ctx.branches_full("registrar: failed to append a branch"):
                 continue
             ctx.branches.append(Branch(c.contact, dst or c.received or None, c.path or None,
                                        _q(c), c.cflags, _local(ctx, c.sock)))
